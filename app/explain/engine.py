@@ -1,0 +1,290 @@
+"""The explanation engine: one call turns frames into T MC Dropout attribution maps and their
+statistics (the enhanced map and the risk map)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from app.explain.errors import ExplainerError
+from app.explain.gradient import GradCAM, GradCAMPlusPlus, SmoothGradCAMPlusPlus
+from app.explain.method import CamMethod, PassContext
+from app.explain.passes import PassBatcher, find_dropouts
+from app.explain.reciprocam import ReciproCAM
+from app.explain.result import Explanation
+from app.explain.scorecam import ScoreCAM
+from app.explain.statistics import normalize_maps, pass_statistics, predictive_uncertainty
+from app.explain.timing import StageTimer
+
+METHODS: dict[str, type[CamMethod]] = {
+    cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, SmoothGradCAMPlusPlus, ScoreCAM, ReciproCAM)
+}
+"""Attribution methods by the name the engine, the CLI and the UI use."""
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """ "auto" -> CUDA when available, else CPU; anything else as torch understands it."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ExplainerError("device 'cuda' was requested but no CUDA GPU is available")
+    return resolved
+
+
+def default_target_layer(model: nn.Module) -> str:
+    """The layer explained when none is named: the last module that outputs a spatial map.
+
+    Known architectures get their usual layer (ResNet: ``layer4``; MobileNetV2: ``features``
+    [18]); anything else gets the last module, in definition order, that is a 2-D convolution
+    or contains one... resolved lazily by the first forward otherwise.
+    """
+    from torchvision.models import MobileNetV2, ResNet  # torchvision is slow to import
+
+    if isinstance(model, ResNet):
+        return "layer4"
+    if isinstance(model, MobileNetV2):
+        return "features.18"
+    convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ExplainerError("the model has no Conv2d layer; name a target_layer explicitly")
+    return convs[-1]
+
+
+@contextlib.contextmanager
+def preserved_modes(model: nn.Module) -> Iterator[None]:
+    """Put every module in eval mode for the block and restore each module's own flag after,
+    also when the block raises."""
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Run the block on a forked global RNG seeded with ``seed`` (no-op when None)."""
+    if seed is None:
+        yield
+        return
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class Explainer:
+    """MC Dropout attribution maps (Roddan et al.) for one frame or a batch.
+
+    ``Explainer(model, "gradcam++", passes=10)(x)`` runs T = 10 passes with Dropout on, as
+    one batch that starts where randomness starts (see :mod:`app.explain.passes`), and returns
+    the per-pass maps with their mean (enhanced map) and coefficient of variation (risk map).
+    ``mc=False`` is the paper's "original": Dropout off, one pass.
+
+    The caller's model is left exactly as it was: every module's train/eval flag is restored and
+    every hook removed after each call, also when the call raises. When the model's parameters
+    are not on ``device``, the explainer works on its own copy moved there. One explainer
+    serves one thread at a time.
+
+    Args:
+        model: a CNN classifier returning (N, K) class scores; for ``mc=True`` it must contain
+            at least one multiplicative dropout module (nn.Dropout, Dropout1d/2d/3d).
+        method: one of :data:`METHODS`: "gradcam", "gradcam++", "smoothgradcam++",
+            "scorecam", "reciprocam".
+        passes: T, the number of MC passes (ignored, i.e. 1, when ``mc=False``).
+        mc: Dropout on (the proposed method) or off (the original).
+        target_layer: qualified module name whose output is explained; None picks the
+            architecture's default (:func:`default_target_layer`).
+        device: "auto" (CUDA when present), "cpu", "cuda", "cuda:1", or a torch.device.
+        seed: when set, each call draws its dropout masks (and SmoothGrad noise) from a global
+            RNG forked and seeded with it, so calls are reproducible and the caller's RNG is
+            untouched; None draws from the global RNG.
+        cv_min_mean: the risk map is undefined (NaN) where the mean map is at or below this
+            (maps are in [0, 1]).
+        **method_options: passed to the method, e.g. ``samples``/``std`` (smoothgradcam++),
+            ``batch_size`` (scorecam), ``kernel`` ("gaussian" or "1x1", reciprocam).
+
+    Raises:
+        ExplainerError: unknown method or target layer (with close names), passes < 1,
+            ``mc=True`` on a model without dropout, unsupported method options.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: str = "gradcam++",
+        passes: int = 10,
+        mc: bool = True,
+        target_layer: str | None = None,
+        device: str | torch.device = "auto",
+        *,
+        seed: int | None = None,
+        cv_min_mean: float = 1e-3,
+        **method_options: Any,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise ExplainerError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        key = str(method).lower().replace(" ", "").replace("-", "").replace("_", "")
+        aliases = {"gradcampp": "gradcam++", "smoothgradcampp": "smoothgradcam++"}
+        key = aliases.get(key, key)
+        if key not in METHODS:
+            close = difflib.get_close_matches(str(method).lower(), list(METHODS), n=2)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise ExplainerError(
+                f"unknown method {method!r}{hint} (available: {', '.join(METHODS)})"
+            )
+        if isinstance(passes, bool) or int(passes) != passes or passes < 1:
+            raise ExplainerError(f"passes must be an integer >= 1, got {passes!r}")
+
+        self.device = resolve_device(device)
+        self.model = self._on_device(model)
+        self.method = METHODS[key](**method_options)
+        self.mc = bool(mc)
+        self.passes = int(passes) if self.mc else 1
+        self.seed = seed
+        self.cv_min_mean = float(cv_min_mean)
+
+        names = dict(self.model.named_modules())
+        self.target_layer = (
+            default_target_layer(self.model) if target_layer is None else target_layer
+        )
+        if self.target_layer not in names or self.target_layer == "":
+            close = difflib.get_close_matches(self.target_layer, [n for n in names if n], n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ExplainerError(f"the model has no layer named {self.target_layer!r}{hint}")
+
+        dropouts = find_dropouts(self.model) if self.mc else {}
+        if self.mc and not dropouts:
+            raise ExplainerError(
+                "mc=True needs Dropout in the model and this model has none; use mc=False for "
+                "the original (deterministic) explanation, or a model trained with Dropout"
+            )
+        self.in_channels = next(
+            (m.in_channels for m in self.model.modules() if isinstance(m, nn.Conv2d)), None
+        )
+        self._batcher = PassBatcher(self.model, self.target_layer, dropouts, self.passes)
+
+    def _on_device(self, model: nn.Module) -> nn.Module:
+        tensors = [*model.parameters(), *model.buffers()]
+        if all(t.device == self.device for t in tensors):
+            return model
+        return copy.deepcopy(model).to(self.device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str, **kwargs: Any) -> Explainer:
+        """An explainer for a checkpoint file, on the checkpoint's own target layer by default."""
+        from models.checkpoint import load_checkpoint
+
+        device = resolve_device(kwargs.pop("device", "auto"))
+        model, metadata = load_checkpoint(path, device=device)
+        kwargs.setdefault("target_layer", metadata.target_layer)
+        return cls(model, device=device, **kwargs)
+
+    @property
+    def method_name(self) -> str:
+        return self.method.name
+
+    def _validate(self, x: Any) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise ExplainerError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim == 3:
+            x = x.unsqueeze(0)
+        if x.ndim != 4:
+            raise ExplainerError(
+                f"x must be (B, C, H, W) (or (C, H, W)), got shape {tuple(x.shape)}"
+            )
+        if not x.is_floating_point():
+            raise ExplainerError(
+                f"x must be a float tensor, already normalised; got {x.dtype} (convert the frame "
+                "with models.preprocess.FramePreprocessor first)"
+            )
+        if x.shape[0] == 0 or x.shape[-1] == 0 or x.shape[-2] == 0:
+            raise ExplainerError(f"x is empty: shape {tuple(x.shape)}")
+        if self.in_channels is not None and x.shape[1] != self.in_channels:
+            raise ExplainerError(
+                f"x has {x.shape[1]} channels but the model expects {self.in_channels} "
+                "(grey frames are replicated to 3 channels by the preprocessing)"
+            )
+        if not bool(torch.isfinite(x).all()):
+            raise ExplainerError("x contains NaN or infinite values")
+        dtype = next((p.dtype for p in self.model.parameters()), x.dtype)
+        return x.to(device=self.device, dtype=dtype)
+
+    def _requested_classes(
+        self, class_idx: int | Sequence[int] | Tensor | None, frames: int
+    ) -> Tensor | None:
+        if class_idx is None:
+            return None
+        requested = torch.as_tensor(class_idx, dtype=torch.long).reshape(-1)
+        if requested.numel() == 1:
+            requested = requested.expand(frames)
+        if requested.numel() != frames:
+            raise ExplainerError(f"class_idx has {requested.numel()} entries for {frames} frames")
+        return requested
+
+    def __call__(
+        self, x: Tensor, class_idx: int | Sequence[int] | Tensor | None = None
+    ) -> Explanation:
+        """Explain a frame or a batch.
+
+        Args:
+            x: (1, C, H, W) or (C, H, W) for one frame, (B, C, H, W) for a batch; float,
+                normalised as the model expects, finite.
+            class_idx: the class to explain (one int for all frames, or one per frame); None
+                explains the argmax of the MC-averaged softmax.
+
+        Returns:
+            An :class:`Explanation`; a batch of B > 1 frames gets a leading B on every tensor.
+
+        Raises:
+            ExplainerError: bad input (type, shape, dtype, channels, NaN), class out of range,
+                a target layer that is not a spatial feature map.
+        """
+        start = time.perf_counter()
+        x = self._validate(x)
+        frames = x.shape[0]
+        requested = self._requested_classes(class_idx, frames)
+        timer = StageTimer(self.device)
+        with preserved_modes(self.model), seeded(self.seed, self.device):
+            plan = self._batcher.plan(x, self.method.needs_grad)
+            ctx = PassContext(self._batcher, plan, frames, self.passes, timer)
+            with self._batcher.session(frames):
+                raw = self.method.compute(ctx, x, requested)
+        with timer.stage("stats"), torch.no_grad():
+            maps = normalize_maps(raw.cams.detach())
+            mean, std, cv = pass_statistics(maps, self.cv_min_mean)
+            mean_probs, entropy, mutual_info = predictive_uncertainty(raw.probs.detach())
+        timer.ms["total"] = (time.perf_counter() - start) * 1e3
+        single = frames == 1
+        return Explanation(
+            maps=maps[0] if single else maps,
+            mean=mean[0] if single else mean,
+            std=std[0] if single else std,
+            cv=cv[0] if single else cv,
+            probs=raw.probs[0].detach() if single else raw.probs.detach(),
+            mean_probs=mean_probs[0] if single else mean_probs,
+            class_idx=int(raw.class_idx[0]) if single else raw.class_idx,
+            entropy=float(entropy[0]) if single else entropy,
+            mutual_information=float(mutual_info[0]) if single else mutual_info,
+            method=self.method.name,
+            passes=self.passes,
+            mc=self.mc,
+            target_layer=self.target_layer,
+            timings_ms=dict(timer.ms),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Explainer(method={self.method!r}, passes={self.passes}, mc={self.mc}, "
+            f"target_layer={self.target_layer!r}, device={self.device})"
+        )
