@@ -40,11 +40,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def default_target_layer(model: nn.Module) -> str:
-    """The layer explained when none is named: the last module that outputs a spatial map.
+    """The layer explained when none is named.
 
-    Known architectures get their usual layer (ResNet: ``layer4``; MobileNetV2: ``features``
-    [18]); anything else gets the last module, in definition order, that is a 2-D convolution
-    or contains one... resolved lazily by the first forward otherwise.
+    Known architectures get their usual layer (ResNet: ``layer4``; MobileNetV2: ``features.18``,
+    its last convolutional block); any other model gets its last ``nn.Conv2d`` in definition
+    order.
     """
     from torchvision.models import MobileNetV2, ResNet  # torchvision is slow to import
 
