@@ -1,0 +1,174 @@
+"""The command line: explain, bench and run, end to end on small inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from app.cli import main
+from models.architectures import build_model
+from models.checkpoint import CheckpointMetadata, save_checkpoint
+from models.phantom import render_frame
+
+CLASSES = ["glioblastoma", "meningioma", "metastasis"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    meta = CheckpointMetadata(
+        arch="resnet18",
+        class_names=CLASSES,
+        input_size=(64, 64),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        target_layer="layer4",
+        dropout=0.2,
+        provenance="test",
+    )
+    save_checkpoint(path, build_model("resnet18", 3), meta)
+    return path
+
+
+@pytest.fixture(scope="module")
+def frame_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("frames") / "frame.png"
+    cv2.imwrite(str(path), render_frame("meningioma", seed=1).image)
+    return path
+
+
+def test_explain_writes_frame_overlays_and_maps(
+    checkpoint: Path, frame_png: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "explain",
+            str(frame_png),
+            "--checkpoint",
+            str(checkpoint),
+            "--passes",
+            "4",
+            "--method",
+            "gradcam++",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--seed",
+            "0",
+        ]
+    )
+    assert code == 0
+    raw = cv2.imread(str(out / "raw.png"), cv2.IMREAD_UNCHANGED)
+    assert raw.shape == cv2.imread(str(frame_png), cv2.IMREAD_UNCHANGED).shape[:2]
+    for name in ("enhanced.png", "risk.png"):
+        overlay = cv2.imread(str(out / name))
+        assert overlay.shape == (64, 64, 3)
+        assert overlay.std() > 0  # not blank
+    maps = np.load(out / "maps.npz")
+    assert maps["maps"].shape == (4, 2, 2)
+    assert maps["mean"].shape == maps["cv"].shape == (2, 2)
+    np.testing.assert_allclose(maps["mean"], maps["maps"].mean(0), atol=1e-6)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["class"] in CLASSES and summary["passes"] == 4
+    assert abs(sum(summary["probabilities"].values()) - 1) < 1e-4
+
+
+def test_explain_a_16bit_single_channel_image_and_a_chosen_class(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    image = render_frame("glioblastoma", seed=2).image.astype(np.uint16) * 257
+    path = tmp_path / "frame16.png"
+    cv2.imwrite(str(path), image)
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "explain",
+                str(path),
+                "--checkpoint",
+                str(checkpoint),
+                "--original",
+                "--class",
+                "metastasis",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["class"] == "metastasis" and summary["passes"] == 1 and not summary["mc"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explain", "FRAME"], "needs a model: pass --checkpoint"),
+        (["explain", "missing.png", "--checkpoint", "CKPT"], "no such file"),
+        (["explain", "CORRUPT", "--checkpoint", "CKPT"], "neither a readable image nor"),
+        (
+            ["explain", "FRAME", "--checkpoint", "CKPT", "--class", "astrocytoma"],
+            "unknown class 'astrocytoma'",
+        ),
+        (["explain", "FRAME", "--checkpoint", "FRAME"], "not a PyTorch checkpoint"),
+        (["bench", "--methods", "gradcam,lime"], "unknown method"),
+    ],
+)
+def test_bad_input_gets_a_clear_message(
+    args: list[str],
+    message: str,
+    checkpoint: Path,
+    frame_png: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    corrupt = tmp_path / "corrupt.avi"
+    corrupt.write_bytes(b"RIFF\x00\x00garbage" * 10)
+    replace = {"FRAME": str(frame_png), "CKPT": str(checkpoint), "CORRUPT": str(corrupt)}
+    assert (
+        main(
+            [replace.get(a, a) for a in args] + ["--out", str(tmp_path / "o")]
+            if args[0] == "explain"
+            else args
+        )
+        == 2
+    )
+    assert message in capsys.readouterr().err
+
+
+def test_bench_writes_the_report_schema(tmp_path: Path) -> None:
+    report_path = tmp_path / "bench.json"
+    code = main(
+        [
+            "bench",
+            "--arch",
+            "resnet18",
+            "--methods",
+            "gradcam++,reciprocam",
+            "--passes",
+            "3",
+            "--device",
+            "cpu",
+            "--input-size",
+            "64",
+            "--repeats",
+            "1",
+            "--json",
+            str(report_path),
+        ]
+    )
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert (report["arch"], report["device"], report["passes"]) == ("resnet18", "cpu", 3)
+    assert [row["method"] for row in report["rows"]] == ["gradcam++", "reciprocam"]
+    for row in report["rows"]:
+        assert set(row) == {"method", "forward_ms", "original_ms", "proposed_ms", "loop_ms"}
+        assert all(row[k] > 0 for k in row if k.endswith("_ms"))
