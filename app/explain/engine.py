@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import math
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -56,6 +57,13 @@ def default_target_layer(model: nn.Module) -> str:
     if not convs:
         raise ExplainerError("the model has no Conv2d layer; name a target_layer explicitly")
     return convs[-1]
+
+
+def _is_whole_number(value: Any) -> bool:
+    """An int, or a float with an integral value; not a bool, None, NaN or a string."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and int(value) == value
 
 
 @contextlib.contextmanager
@@ -143,7 +151,7 @@ class Explainer:
             raise ExplainerError(
                 f"unknown method {method!r}{hint} (available: {', '.join(METHODS)})"
             )
-        if isinstance(passes, bool) or int(passes) != passes or passes < 1:
+        if not _is_whole_number(passes) or passes < 1:
             raise ExplainerError(f"passes must be an integer >= 1, got {passes!r}")
 
         self.device = resolve_device(device)
@@ -218,14 +226,21 @@ class Explainer:
         if not bool(torch.isfinite(x).all()):
             raise ExplainerError("x contains NaN or infinite values")
         dtype = next((p.dtype for p in self.model.parameters()), x.dtype)
-        return x.to(device=self.device, dtype=dtype)
+        x = x.to(device=self.device, dtype=dtype)
+        if x.is_inference():  # made under the caller's inference_mode: autograd can't use it
+            with torch.inference_mode(False):
+                x = x.clone()
+        return x
 
     def _requested_classes(
         self, class_idx: int | Sequence[int] | Tensor | None, frames: int
     ) -> Tensor | None:
         if class_idx is None:
             return None
-        requested = torch.as_tensor(class_idx, dtype=torch.long).reshape(-1)
+        values = torch.as_tensor(class_idx).reshape(-1)
+        if values.dtype == torch.bool or values.is_floating_point() or values.is_complex():
+            raise ExplainerError(f"class_idx must be integer class indices, got {class_idx!r}")
+        requested = values.long()
         if requested.numel() == 1:
             requested = requested.expand(frames)
         if requested.numel() != frames:
@@ -255,7 +270,13 @@ class Explainer:
         frames = x.shape[0]
         requested = self._requested_classes(class_idx, frames)
         timer = StageTimer(self.device)
-        with preserved_modes(self.model), seeded(self.seed, self.device):
+        # Gradient methods need autograd whatever the caller's mode (no_grad, inference_mode).
+        with (
+            torch.inference_mode(False),
+            torch.enable_grad(),
+            preserved_modes(self.model),
+            seeded(self.seed, self.device),
+        ):
             plan = self._batcher.plan(x, self.method.needs_grad)
             ctx = PassContext(self._batcher, plan, frames, self.passes, timer)
             with self._batcher.session(frames):
