@@ -29,12 +29,20 @@ def _sync(device: torch.device) -> None:
 def median_ms(
     fn: Callable[[], Any], device: torch.device, repeats: int, budget_s: float, warmup: int = 1
 ) -> tuple[float, int]:
-    """Median wall time of ``fn`` in ms over up to ``repeats`` runs, stopping early (after at
-    least one run) once ``budget_s`` seconds have been spent; returns (median, runs)."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
+    """Median wall time of ``fn`` in ms and the number of timed runs.
+
+    After ``warmup`` untimed runs, runs up to ``repeats`` times, stopping early (after at least
+    one run) once ``budget_s`` seconds have been spent. A warm-up run that alone exceeds the
+    budget is taken as the only sample (a 2-minute Score-CAM loop is not worth repeating).
+    """
     times: list[float] = []
+    for _ in range(warmup):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        elapsed = time.perf_counter() - start
+        if elapsed > budget_s:
+            return elapsed * 1e3, 1
     spent = 0.0
     while len(times) < repeats and (not times or spent < budget_s):
         start = time.perf_counter()

@@ -67,10 +67,10 @@ def test_cut_point_skips_residual_block_and_reaches_classifier() -> None:
         BUILDERS["trunk"](PASSES), "gradcam", passes=PASSES, device="cpu", target_layer="head_conv"
     )
     x = torch.randn(1, 3, 12, 12)
-    assert trunk._batcher.plan(x, True).cut.module == "block"
+    assert trunk._batcher.cut_point(x, True).module == "block"
     resnet = BUILDERS["resnet18"](PASSES)
     x = torch.randn(1, 3, 64, 64)
-    grad_plan = Explainer(resnet, "gradcam", passes=PASSES, device="cpu")._batcher.plan(x, True)
-    free_plan = Explainer(resnet, "reciprocam", passes=PASSES, device="cpu")._batcher.plan(x, False)
-    assert (grad_plan.cut.module, grad_plan.cut.position) == ("layer4", "output")
-    assert (free_plan.cut.module, free_plan.cut.position) == ("fc.0", "input")
+    grad = Explainer(resnet, "gradcam", passes=PASSES, device="cpu")._batcher.cut_point(x, True)
+    free = Explainer(resnet, "reciprocam", passes=PASSES, device="cpu")._batcher.cut_point(x, False)
+    assert (grad.module, grad.position) == ("layer4", "output")
+    assert (free.module, free.position) == ("fc.0", "input")

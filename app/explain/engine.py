@@ -277,8 +277,8 @@ class Explainer:
             preserved_modes(self.model),
             seeded(self.seed, self.device),
         ):
-            plan = self._batcher.plan(x, self.method.needs_grad)
-            ctx = PassContext(self._batcher, plan, frames, self.passes, timer)
+            cut = self._batcher.cut_point(x, self.method.needs_grad)
+            ctx = PassContext(self._batcher, cut, frames, self.passes, timer)
             with self._batcher.session(frames):
                 raw = self.method.compute(ctx, x, requested)
         with timer.stage("stats"), torch.no_grad():

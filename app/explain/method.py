@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from app.explain.errors import ExplainerError
-from app.explain.passes import PassBatcher, PassPlan
+from app.explain.passes import CutPoint, PassBatcher
 from app.explain.timing import StageTimer
 
 
@@ -20,14 +20,14 @@ class PassContext:
 
     Attributes:
         batcher: runs the model on rows laid out (frame, pass, copy).
-        plan: the cut point for this input shape.
+        cut: where rows are repeated for the passes, for this input shape.
         frames: B, frames in this call.
         passes: T, passes per frame.
         timer: accumulates per-stage wall time.
     """
 
     batcher: PassBatcher
-    plan: PassPlan
+    cut: CutPoint
     frames: int
     passes: int
     timer: StageTimer
@@ -44,7 +44,7 @@ class PassContext:
         return self.batcher.forward(
             rows,
             frames=self.frames,
-            plan=self.plan,
+            cut=self.cut,
             expand=expand,
             grad_at_target=grad_at_target,
             transform_target=transform_target,

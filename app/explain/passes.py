@@ -68,14 +68,6 @@ class CutPoint:
         return f"{self.position} of {self.module or 'the model'}"
 
 
-@dataclass(frozen=True)
-class PassPlan:
-    """How one input shape is run: the cut point and whether the target activation is per pass."""
-
-    cut: CutPoint
-    target_per_pass: bool
-
-
 def _parent(name: str) -> str:
     return name.rpartition(".")[0]
 
@@ -120,18 +112,18 @@ class PassBatcher:
         self.target = self.modules[target_layer]
         self.dropouts = dropouts
         self.passes = passes
-        self._plans: dict[tuple[tuple[int, ...], bool, str], PassPlan] = {}
+        self._cuts: dict[tuple[tuple[int, ...], bool, str], CutPoint] = {}
         self._groups = 0
         self._masks: dict[nn.Module, Tensor] = {}
 
     # -- planning ---------------------------------------------------------------------------
 
-    def plan(self, example: Tensor, needs_grad: bool) -> PassPlan:
+    def cut_point(self, example: Tensor, needs_grad: bool) -> CutPoint:
         """The cut point for inputs shaped like ``example`` (cached per shape and method kind)."""
         key = (tuple(example.shape[1:]), needs_grad, str(example.device))
-        if key not in self._plans:
-            self._plans[key] = self._make_plan(example, needs_grad)
-        return self._plans[key]
+        if key not in self._cuts:
+            self._cuts[key] = self._find_cut(example, needs_grad)
+        return self._cuts[key]
 
     def _trace(self, example: Tensor) -> list[tuple[str, str]]:
         """Order in which modules start ("pre") and finish ("post") in one forward."""
@@ -156,16 +148,16 @@ class PassBatcher:
                 handle.remove()
         return events
 
-    def _make_plan(self, example: Tensor, needs_grad: bool) -> PassPlan:
+    def _find_cut(self, example: Tensor, needs_grad: bool) -> CutPoint:
         groups, self._groups = self._groups, 0  # trial forwards run without pass masks
         try:
-            return self._plan_from_trace(self._trace(example), example, needs_grad)
+            return self._cut_from_trace(self._trace(example), example, needs_grad)
         finally:
             self._groups = groups
 
-    def _plan_from_trace(
+    def _cut_from_trace(
         self, events: list[tuple[str, str]], example: Tensor, needs_grad: bool
-    ) -> PassPlan:
+    ) -> CutPoint:
         target_posts = [i for i, e in enumerate(events) if e == (self.target_layer, "post")]
         if not target_posts:
             raise PassPlanError(f"target layer {self.target_layer!r} is not used by the forward")
@@ -181,7 +173,7 @@ class PassBatcher:
         )
         if self.passes == 1 or first_dropout is None:
             # Nothing to repeat: the cut is irrelevant, rows are never expanded.
-            return PassPlan(CutPoint(ROOT, "input"), target_per_pass=False)
+            return CutPoint(ROOT, "input")
 
         first_name = events[first_dropout][0]
         if needs_grad and target_post < first_dropout:
@@ -193,12 +185,7 @@ class PassBatcher:
             candidates = _ancestor_inputs(first_name)
         for cut in candidates:
             if cut.module == ROOT or self._cut_is_exact(example, cut):
-                start = next(
-                    i
-                    for i, e in enumerate(events)
-                    if e == (cut.module, "post" if cut.position == "output" else "pre")
-                )
-                return PassPlan(cut, target_per_pass=start <= target_post)
+                return cut
         raise AssertionError("the model input is always a valid cut point")  # pragma: no cover
 
     def _cut_is_exact(self, example: Tensor, cut: CutPoint) -> bool:
@@ -295,7 +282,7 @@ class PassBatcher:
         rows: Tensor,
         *,
         frames: int,
-        plan: PassPlan,
+        cut: CutPoint,
         expand: bool = True,
         grad_at_target: bool = False,
         transform_target: Callable[[Tensor], Tensor] | None = None,
@@ -305,7 +292,7 @@ class PassBatcher:
         Args:
             rows: (frames * M, C, H, W) input rows, ordered (frame, copy).
             frames: B, the number of frames in the call.
-            plan: from :meth:`plan`.
+            cut: from :meth:`cut_point`.
             expand: repeat rows for the passes at the cut point. False when the rows already
                 carry the pass axis, ordered (frame, pass, copy).
             grad_at_target: record autograd from the target activation on (and only from
@@ -338,8 +325,8 @@ class PassBatcher:
             return transform_target(out) if transform_target is not None else out
 
         repeat = expand and self.passes > 1 and self.dropouts
-        cut = self._hook_cut(plan.cut, frames, self.passes) if repeat else contextlib.nullcontext()
-        with cut:  # registered first: at the target's output it must run before on_target
+        repeating = self._hook_cut(cut, frames, self.passes) if repeat else contextlib.nullcontext()
+        with repeating:  # registered first: at the target's output it must run before on_target
             handle = self.target.register_forward_hook(on_target)
             try:
                 with torch.no_grad():
