@@ -1,55 +1,37 @@
-"""``make run``: the main job on the embedded default, headless.
+"""``make run``: the main job on the embedded default (the shipped phantom demo), headless.
 
-Until the demo model ships, the default is a phantom frame of the project's own making
-explained by a randomly initialised ResNet-18: it shows the pipeline end to end, not a
-diagnosis.
+Explains one frame of the demo video with the demo model and says where the results went.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+DEMO_FRAME = 35
+"""A frame from the demo video's first tissue segment (phantom meningioma)."""
 
 
 def run_demo(out: Path) -> int:
-    """Explain a phantom pCLE frame and say where the results went."""
-    from app.cli import explain_file
-    from models.architectures import build_model, default_target_layer
-    from models.checkpoint import CheckpointMetadata, save_checkpoint
-    from models.phantom import render_frame
-    from models.preprocess import IMAGENET_MEAN, IMAGENET_STD
+    """Explain a frame of the demo video with the demo model; print where the outputs are."""
+    from app.cli import CommandError, explain_file
+    from models.demo import DEMO_MODEL, DEMO_VIDEO
 
-    out.mkdir(parents=True, exist_ok=True)
-    frame = render_frame("meningioma", seed=0)
-    frame_path = out / "phantom_frame.png"
-    cv2.imwrite(str(frame_path), frame.image)
-    checkpoint = out / "untrained_resnet18.pt"
-    if not checkpoint.exists():
-        model = build_model("resnet18", 3)
-        save_checkpoint(
-            checkpoint,
-            model,
-            CheckpointMetadata(
-                arch="resnet18",
-                class_names=["glioblastoma", "meningioma", "metastasis"],
-                input_size=(224, 224),
-                mean=IMAGENET_MEAN,
-                std=IMAGENET_STD,
-                target_layer=default_target_layer("resnet18"),
-                dropout=0.2,
-                provenance="random initialisation (placeholder until the demo model ships)",
-                intended_use="pipeline demo with an untrained model, not for clinical use",
-            ),
-        )
-    summary = explain_file(frame_path, checkpoint, out, method="gradcam++", passes=10, seed=0)
-    print(
-        "pCLE explainability viewer: headless demo (phantom frame, UNTRAINED model: "
-        "not a diagnosis, not for clinical use)"
+    video, model = ASSETS / DEMO_VIDEO, ASSETS / DEMO_MODEL
+    for path in (video, model):
+        if not path.exists():
+            raise CommandError(
+                f"the demo asset {path} is missing; rebuild it with "
+                "`python -m models.demo --out assets`"
+            )
+    summary = explain_file(
+        video, model, out, method="gradcam++", passes=10, frame_index=DEMO_FRAME, seed=0
     )
+    print(f"pCLE explainability viewer: headless demo ({summary['intended_use']})")
     print(
-        f"  {summary['method']}, T = {summary['passes']} MC Dropout passes, "
-        f"{summary['timings_ms']['total']:.0f} ms"
+        f"  frame {DEMO_FRAME} of {video.name}: {summary['class']} "
+        f"(p = {summary['probabilities'][summary['class']]:.2f}), "
+        f"{summary['method']}, T = {summary['passes']}, {summary['timings_ms']['total']:.0f} ms"
     )
     print(
         f"  outputs in {out.resolve()}/: raw.png, enhanced.png (mean map), risk.png (CV map), "
