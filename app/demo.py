@@ -9,7 +9,7 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEMO_FRAME = 35
-"""A frame from the demo video's first tissue segment (phantom meningioma)."""
+"""A frame from the demo video's first tissue segment (phantom glioblastoma)."""
 
 
 def run_demo(out: Path) -> int:
