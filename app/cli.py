@@ -1,4 +1,8 @@
-"""Command line: ``python -m app {run,explain,bench}``."""
+"""Command line: ``python -m app {view,run,explain,bench,process,bench-pipeline}``.
+
+Without a subcommand, ``python -m app [options]`` is ``python -m app view [options]``: the
+viewer, on the shipped demo unless told otherwise.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.explain import METHODS
+
+if TYPE_CHECKING:
+    from app.pipeline import PipelineSettings
 
 DEFAULT_OUT = Path("out")
 
@@ -201,6 +209,121 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline_settings(args: argparse.Namespace, checkpoint: Path) -> PipelineSettings:
+    from app.pipeline import PipelineSettings, SettingsError
+
+    try:
+        return PipelineSettings(
+            checkpoint,
+            method=args.method,
+            passes=args.passes,
+            mc=not args.original,
+            target_class=args.target_class,
+            device=args.device,
+            seed=args.seed,
+        )
+    except SettingsError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    from app.pipeline import SettingsError, SourceError
+    from app.pipeline.headless import process
+
+    if args.checkpoint is None:
+        raise CommandError(
+            "process needs a model: pass --checkpoint FILE, a checkpoint written by this project"
+        )
+    if args.max_frames is not None and args.max_frames < 1:
+        raise CommandError(f"--max-frames must be at least 1, got {args.max_frames}")
+    settings = _pipeline_settings(args, Path(args.checkpoint))
+    try:
+        report = process(
+            args.video,
+            settings,
+            Path(args.out),
+            max_frames=args.max_frames,
+            panel_height=args.panel_height,
+            progress=not args.quiet,
+        )
+    except (SourceError, SettingsError, RuntimeError) as exc:
+        raise CommandError(str(exc)) from exc
+    for message in report.failed:
+        print(f"warning: {message}", file=sys.stderr)
+    print(
+        f"{report.frames} frames in {report.seconds:.1f} s "
+        f"({report.frames_per_second:.1f} frames/s); wrote {report.video} ({report.codec}) "
+        f"and {report.table}"
+    )
+    return 0
+
+
+def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
+    from app.pipeline import SettingsError, SourceError
+    from app.pipeline.benchmark import benchmark_pipeline, format_report, write_report
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        report = benchmark_pipeline(
+            args.source,
+            checkpoint=args.checkpoint,
+            arch=args.arch,
+            input_size=args.input_size,
+            mode=args.mode,
+            method=args.method,
+            passes=args.passes,
+            frames=args.frames,
+            warmup=args.warmup,
+            device=args.device,
+            speed=args.speed,
+            rss_every=args.rss_every,
+            progress=lambda line: print(line, file=sys.stderr),
+        )
+    except (SourceError, SettingsError) as exc:
+        raise CommandError(str(exc)) from exc
+    print(format_report(report))
+    if args.json:
+        write_report(report, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from app.pipeline import SettingsError
+
+    try:
+        from app.ui.options import resolve_options
+        from app.ui.recent import PreferencesStore
+        from app.ui.viewer import run_viewer
+    except ImportError as exc:  # e.g. a Qt library missing on the system
+        raise CommandError(f"the viewer cannot start: {exc}") from exc
+
+    if args.passes is not None and not 1 <= args.passes <= 64:
+        raise CommandError(f"--passes must be from 1 to 64, got {args.passes}")
+    if args.checkpoint is not None and not Path(args.checkpoint).expanduser().is_file():
+        raise CommandError(f"no such checkpoint file: {args.checkpoint}")
+    store = PreferencesStore(args.settings)
+    try:
+        options = resolve_options(
+            store.load(),
+            source=args.source,
+            checkpoint=args.checkpoint,
+            method=args.method,
+            passes=args.passes,
+            mode=args.mode,
+            device=args.device,
+            target_class=args.target_class,
+            loop=args.loop,
+            snapshot_dir=args.snapshots,
+        )
+    except SettingsError as exc:
+        raise CommandError(str(exc)) from exc
+    return run_viewer(options, store, fullscreen=args.fullscreen)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
@@ -212,7 +335,41 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m app",
         description="pCLE explainability viewer: MC Dropout attribution and risk maps.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=False, metavar="COMMAND")
+
+    view = sub.add_parser(
+        "view", help="the live viewer (the default): raw | enhanced map | risk map, latency"
+    )
+    view.add_argument(
+        "--source",
+        help="VIDEO | DEVICE_INDEX | /dev/videoN | FOLDER of images; default: the demo video",
+    )
+    view.add_argument(
+        "--checkpoint", help="model checkpoint (.pt); default: the last model used, else the demo"
+    )
+    view.add_argument(
+        "--method", choices=list(METHODS), help="attribution method; default: the last used"
+    )
+    view.add_argument("--passes", type=int, help="MC Dropout passes T (1-64); default: last used")
+    view.add_argument("--mode", choices=["live", "analysis"], help="default: the last used")
+    view.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
+    view.add_argument(
+        "--class", dest="target_class", help="class to explain (name or index); default: predicted"
+    )
+    view.add_argument(
+        "--loop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="replay files in a loop (default: as last time, on at first)",
+    )
+    view.add_argument(
+        "--snapshots", help="folder for snapshots (S key); default ~/pcle-snapshots"
+    )
+    view.add_argument(
+        "--settings", help="INI file for remembered settings and recent sources (default: per user)"
+    )
+    view.add_argument("--fullscreen", action="store_true", help="start full screen")
+    view.set_defaults(handler=_cmd_view)
 
     run = sub.add_parser("run", help="the main job on the shipped demo (what `make run` does)")
     run.add_argument("--out", default=str(DEFAULT_OUT / "demo"), help="output folder")
@@ -254,11 +411,77 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", help="write the report as JSON here")
     bench.set_defaults(handler=_cmd_bench)
+
+    process = sub.add_parser(
+        "process", help="explain every frame of a recording: panel video and per-frame CSV"
+    )
+    process.add_argument("video", help="video file (mp4, avi, mpg, mkv, mov) or image folder")
+    process.add_argument("--checkpoint", help="model checkpoint (.pt) written by this project")
+    process.add_argument("--method", default="gradcam++", choices=list(METHODS))
+    process.add_argument("--passes", type=int, default=10, help="MC Dropout passes T (1-64)")
+    process.add_argument(
+        "--original", action="store_true", help="Dropout off, one pass (the paper's 'original')"
+    )
+    process.add_argument(
+        "--class", dest="target_class", help="class to explain (name or index); default: predicted"
+    )
+    process.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    process.add_argument("--seed", type=int, help="seed the dropout masks (reproducible)")
+    process.add_argument("--max-frames", type=int, help="stop after this many frames")
+    process.add_argument(
+        "--panel-height", type=int, help="panel height in the video (default: model input)"
+    )
+    process.add_argument("--quiet", action="store_true", help="no progress bar")
+    process.add_argument("--out", default=str(DEFAULT_OUT / "process"), help="output folder")
+    process.set_defaults(handler=_cmd_process)
+
+    bench_pipeline = sub.add_parser(
+        "bench-pipeline", help="time the frame pipeline: throughput, live latency, memory"
+    )
+    bench_pipeline.add_argument("--source", required=True, help="video file (looped)")
+    bench_pipeline.add_argument("--checkpoint", help="model checkpoint; default: random --arch")
+    bench_pipeline.add_argument("--arch", default="resnet18", help="random model's architecture")
+    bench_pipeline.add_argument("--input-size", type=int, default=224, help="random model's input")
+    bench_pipeline.add_argument("--mode", default="analysis", choices=["analysis", "live"])
+    bench_pipeline.add_argument("--method", default="gradcam++", choices=list(METHODS))
+    bench_pipeline.add_argument("--passes", type=int, default=10)
+    bench_pipeline.add_argument(
+        "--frames",
+        type=int,
+        default=300,
+        help="frames to measure: results (analysis) or frames read (live)",
+    )
+    bench_pipeline.add_argument("--warmup", type=int, default=10, help="results not measured")
+    bench_pipeline.add_argument("--device", default="cpu")
+    bench_pipeline.add_argument("--speed", type=float, default=1.0, help="live playback speed")
+    bench_pipeline.add_argument("--threads", type=int, help="torch intra-op threads")
+    bench_pipeline.add_argument(
+        "--rss-every", type=int, default=500, help="sample resident memory every N frames"
+    )
+    bench_pipeline.add_argument("--json", help="write the report as JSON here")
+    bench_pipeline.set_defaults(handler=_cmd_bench_pipeline)
     return parser
 
 
+def _with_default_command(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``argv`` with ``view`` in front when it names no subcommand (``python -m app``, or
+    ``python -m app --source 0``); ``-h`` alone still shows the overall help."""
+    commands = {
+        name
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    }
+    if argv and (argv[0] in commands or argv[0] in ("-h", "--help")):
+        return argv
+    return ["view", *argv]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(
+        _with_default_command(parser, list(sys.argv[1:] if argv is None else argv))
+    )
     try:
         return args.handler(args)
     except CommandError as exc:

@@ -1,0 +1,164 @@
+"""One frame in, one :class:`FrameResult` out: preprocessing and the T-pass explanation.
+
+The inference worker owns one :class:`FrameAnalyzer` and replaces it between frames when the
+settings change; headless tools and tests can use one directly, without threads.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from app.explain import Explainer, ExplainerError
+from app.pipeline.results import FrameResult
+from app.pipeline.settings import PipelineSettings, SettingsError
+from app.pipeline.sources import SourceFrame
+from models.checkpoint import CheckpointError, CheckpointMetadata, LoadedCheckpoint, load_checkpoint
+from models.fov import FieldOfViewTracker
+from models.preprocess import FramePreprocessor, PreprocessConfig
+
+__all__ = ["FrameAnalyzer"]
+
+
+def _file_identity(path: Path) -> tuple[str, int, int] | None:
+    """(resolved path, size, mtime) of a file, to notice that a checkpoint was rewritten."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+class FrameAnalyzer:
+    """Preprocesses frames and explains them with one set of settings.
+
+    The frame goes through :class:`models.preprocess.FramePreprocessor` as the checkpoint's
+    metadata says (field of view found once and tracked over the stream, cropped and masked,
+    resized, normalised), then through :class:`app.explain.Explainer` with the settings'
+    method, passes, class and device; the result is moved to the CPU.
+
+    One analyzer serves one thread at a time.
+
+    Args:
+        settings: what to do.
+        checkpoint: an already loaded ``(model, metadata)`` for ``settings.checkpoint`` (to
+            skip loading the file); None loads it.
+
+    Raises:
+        SettingsError: the checkpoint cannot be loaded (missing, corrupt, another
+            architecture's weights, ...), the class is unknown to the model, the device is not
+            available, or the model cannot be explained this way (e.g. MC without Dropout).
+    """
+
+    def __init__(
+        self, settings: PipelineSettings, *, checkpoint: LoadedCheckpoint | None = None
+    ) -> None:
+        self.settings = settings
+        self._identity = _file_identity(settings.checkpoint)
+        if checkpoint is None:
+            try:
+                checkpoint = load_checkpoint(settings.checkpoint, device="cpu")
+            except CheckpointError as exc:
+                raise SettingsError(str(exc)) from exc
+        self.model, self.metadata = checkpoint
+        meta: CheckpointMetadata = self.metadata
+        self.class_names: tuple[str, ...] = tuple(meta.class_names)
+        self.class_idx = self._resolve_class(settings.target_class)
+        self.preprocessor = FramePreprocessor(
+            PreprocessConfig(tuple(meta.input_size), tuple(meta.mean), tuple(meta.std)),
+            tracker=FieldOfViewTracker(),
+        )
+        try:
+            self.explainer = Explainer(
+                self.model,
+                settings.method,
+                passes=settings.passes,
+                mc=settings.mc,
+                target_layer=meta.target_layer,
+                device=settings.device,
+                seed=settings.seed,
+            )
+        except ExplainerError as exc:
+            raise SettingsError(f"{settings.checkpoint.name}: {exc}") from exc
+
+    def _resolve_class(self, target: int | str | None) -> int | None:
+        if target is None:
+            return None
+        if isinstance(target, str):
+            if target in self.class_names:
+                return self.class_names.index(target)
+            if not target.strip().isdigit():
+                raise SettingsError(
+                    f"unknown class {target!r}; this model knows {', '.join(self.class_names)}"
+                )
+            target = int(target)
+        if not 0 <= target < len(self.class_names):
+            raise SettingsError(
+                f"class index {target} is out of range; this model has {len(self.class_names)} "
+                f"classes ({', '.join(self.class_names)})"
+            )
+        return target
+
+    def same_checkpoint(self, path: str | os.PathLike[str]) -> bool:
+        """True when ``path`` is the file this analyzer loaded, unchanged since."""
+        identity = _file_identity(Path(path))
+        return identity is not None and identity == self._identity
+
+    def rebuilt(self, settings: PipelineSettings) -> FrameAnalyzer:
+        """An analyzer for new settings, reusing the loaded model (and the field-of-view
+        tracker) when the checkpoint is the same file, unchanged.
+
+        Raises:
+            SettingsError: as the constructor.
+        """
+        if not self.same_checkpoint(settings.checkpoint):
+            return FrameAnalyzer(settings)
+        new = FrameAnalyzer(settings, checkpoint=LoadedCheckpoint(self.model, self.metadata))
+        new.preprocessor.tracker = self.preprocessor.tracker
+        return new
+
+    def __call__(self, frame: SourceFrame, picked_time: float | None = None) -> FrameResult:
+        """Analyse one frame.
+
+        Args:
+            frame: the frame from the source.
+            picked_time: ``time.monotonic()`` when the worker took the frame (for the "wait"
+                stage); None means now.
+
+        Raises:
+            ValueError: the frame cannot be preprocessed (wrong shape, too small, NaN).
+            ExplainerError: the engine refused the input.
+        """
+        picked = time.monotonic() if picked_time is None else picked_time
+        start = time.perf_counter()
+        pre = self.preprocessor(frame.image)
+        preprocess_ms = (time.perf_counter() - start) * 1e3
+        explanation = self.explainer(pre.tensor, class_idx=self.class_idx).cpu()
+        result_time = time.monotonic()
+        timings = {
+            "read": frame.read_ms,
+            "wait": (picked - frame.capture_time) * 1e3,
+            "preprocess": preprocess_ms,
+            "explain": explanation.timings_ms.get("total", 0.0),
+        }
+        for stage, ms in explanation.timings_ms.items():
+            if stage != "total":
+                timings[f"explain.{stage}"] = ms
+        timings["total"] = (result_time - frame.capture_time) * 1e3
+        return FrameResult(
+            frame_id=frame.frame_id,
+            source_index=frame.source_index,
+            capture_time=frame.capture_time,
+            source_time=frame.source_time,
+            result_time=result_time,
+            raw=frame.image,
+            display=pre.display,
+            fov_mask=pre.fov_mask,
+            fov=pre.fov,
+            explanation=explanation,
+            class_names=self.class_names,
+            timings_ms=timings,
+            settings=self.settings,
+            metadata=self.metadata,
+        )

@@ -1,0 +1,338 @@
+"""The capture thread: reads the source, paces files, obeys playback commands.
+
+It is the only thread that touches the source. It reads frames, keeps the newest one for the
+raw panel, and passes each to the frame slot: with ``put`` in live mode (a frame the worker
+had no time for is replaced and counted as dropped) or ``handoff`` in analysis mode (it waits
+until the worker has taken the frame). In live mode a file is read at its frame rate times the
+speed, like a probe; a device paces itself. Playback commands (play, pause, step, seek, speed,
+loop, mode) are posted by other threads and carried out between frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from app.pipeline.events import EventKind, EventLog
+from app.pipeline.mode import Mode
+from app.pipeline.slots import Slot
+from app.pipeline.sources import FrameSource, SourceError, SourceFrame, SourceState
+from app.pipeline.stats import PipelineStats
+from app.pipeline.watchdog import StallWatchdog
+
+__all__ = ["MAX_SPEED", "MIN_SPEED", "CaptureThread"]
+
+log = logging.getLogger(__name__)
+
+MIN_SPEED = 0.05
+MAX_SPEED = 16.0
+_IDLE_WAIT_S = 0.1  # how long the thread sleeps between checks when it has nothing to do
+_RETRY_WAIT_S = 0.005  # a source with no frame yet is asked again after this
+
+
+class CaptureThread:
+    """Reads ``source`` into ``frames`` on its own thread (see the module documentation).
+
+    Args:
+        source: the frame source (used by this thread only, once started).
+        frames: the slot the inference worker takes frames from.
+        stats: where frame counts, read times and drops are recorded.
+        watchdog: told when the thread waits for the source and when frames arrive.
+        events: where source problems are posted.
+        mode: live or analysis.
+        speed: playback speed factor for files in live mode.
+        loop: start again at the first frame after the last (seekable sources).
+        paused: start paused.
+        reopen_interval_s: how often to try to reopen a lost device.
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        frames: Slot[SourceFrame],
+        stats: PipelineStats,
+        watchdog: StallWatchdog,
+        events: EventLog,
+        *,
+        mode: Mode = Mode.LIVE,
+        speed: float = 1.0,
+        loop: bool = False,
+        paused: bool = False,
+        reopen_interval_s: float = 1.0,
+    ) -> None:
+        self.source = source
+        self._frames = frames
+        self._stats = stats
+        self._watchdog = watchdog
+        self._events = events
+        self._reopen_interval_s = float(reopen_interval_s)
+        self._cond = threading.Condition()
+        self._mode = Mode(mode)
+        self._speed = _clamp_speed(speed)
+        self._loop = bool(loop)
+        self._paused = bool(paused)
+        self._pending_seek: int | None = None
+        self._pending_steps = 0
+        self._stopping = False
+        self._ended = False
+        self._lost_reported = False
+        self._latest: SourceFrame | None = None
+        self._watchdog.set_paused(self._paused)
+        self._update_watchdog_interval()
+        self._thread = threading.Thread(target=self._run, name="pcle-capture", daemon=True)
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to finish (returns at once; see :meth:`join`)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._frames.wake()
+        self.source.interrupt()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to finish; True when it has (or never started)."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- state read by other threads
+
+    @property
+    def latest_frame(self) -> SourceFrame | None:
+        with self._cond:
+            return self._latest
+
+    @property
+    def ended(self) -> bool:
+        """The source has no more frames and playback does not loop."""
+        with self._cond:
+            return self._ended
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    @property
+    def loop(self) -> bool:
+        return self._loop
+
+    # -- commands (any thread)
+
+    def set_paused(self, paused: bool) -> None:
+        with self._cond:
+            self._paused = bool(paused)
+            self._watchdog.set_paused(self._paused)
+            self._cond.notify_all()
+
+    def step(self, delta: int = 1) -> bool:
+        """Move ``delta`` frames (negative: back) while paused; False when not paused, or
+        stepping back on a source that cannot seek."""
+        delta = int(delta)
+        with self._cond:
+            if not self._paused or delta == 0:
+                return False
+            if delta > 0:
+                self._pending_steps += delta
+            else:
+                if not self.source.seekable:
+                    return False
+                shown = self._latest.source_index if self._latest is not None else 0
+                base = self._pending_seek if self._pending_seek is not None else shown
+                self._pending_seek = max(0, base + delta)
+                self._pending_steps = 0
+            self._cond.notify_all()
+        return True
+
+    def seek(self, index: int) -> None:
+        """Continue from frame ``index`` (shown at once when paused). A failure (not
+        seekable, out of range) is posted as a SEEK_FAILED event."""
+        with self._cond:
+            self._pending_seek = int(index)
+            self._pending_steps = 0
+            self._cond.notify_all()
+        self._frames.wake()
+
+    def set_speed(self, speed: float) -> float:
+        with self._cond:
+            self._speed = _clamp_speed(speed)
+            self._update_watchdog_interval()
+            self._cond.notify_all()
+            return self._speed
+
+    def set_loop(self, loop: bool) -> None:
+        with self._cond:
+            self._loop = bool(loop)
+            self._cond.notify_all()
+
+    def set_mode(self, mode: Mode) -> None:
+        with self._cond:
+            self._mode = Mode(mode)
+            self._update_watchdog_interval()
+            self._cond.notify_all()
+        self._frames.wake()
+
+    def _update_watchdog_interval(self) -> None:
+        paced = self._mode is Mode.LIVE and not self.source.self_paced
+        interval = self.source.frame_interval_s / (self._speed if paced else 1.0)
+        self._watchdog.set_frame_interval(interval)
+
+    # -- the thread
+
+    def _handoff_cancelled(self) -> bool:
+        return self._stopping or self._mode is not Mode.ANALYSIS or self._pending_seek is not None
+
+    def _wait(self, seconds: float) -> None:
+        with self._cond:
+            if not self._stopping:
+                self._cond.wait(max(seconds, 0.0))
+
+    def _run(self) -> None:
+        try:
+            self._loop_until_stopped()
+        except Exception as exc:  # the thread must never die silently
+            log.exception("capture thread failed")
+            self._events.post(EventKind.FRAME_FAILED, f"capture stopped: {exc!r}")
+
+    def _loop_until_stopped(self) -> None:
+        source = self.source
+        due: float | None = None  # when the next paced read is due
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                seek, self._pending_seek = self._pending_seek, None
+                steps = self._pending_steps
+                paused, mode, loop = self._paused, self._mode, self._loop
+                idle = paused or (self._ended and not loop)
+                if seek is None and steps == 0 and idle:
+                    self._cond.wait(_IDLE_WAIT_S)
+                    continue
+            if seek is not None:
+                due = None
+                if not self._seek(seek):
+                    continue
+                if paused:
+                    with self._cond:
+                        self._pending_steps = steps = max(steps, 1)
+            if source.state is SourceState.LOST:
+                self._reconnect()
+                due = None
+                continue
+            stepping = paused and steps > 0
+            if mode is Mode.LIVE and not source.self_paced and not stepping:
+                now = time.monotonic()
+                if due is None:
+                    due = now
+                if now < due:
+                    self._wait(min(due - now, _IDLE_WAIT_S))
+                    continue
+                interval = source.frame_interval_s / self._speed
+                due = due + interval if now - due < interval else now + interval
+            else:
+                due = None
+
+            self._watchdog.waiting()
+            try:
+                frame = source.read()
+            except SourceError as exc:
+                self._watchdog.idle()
+                self._stats.record_frame_error()
+                self._events.post(EventKind.FRAME_FAILED, str(exc))
+                continue
+            if frame is None:
+                self._no_frame(loop)
+                continue
+            if stepping:
+                with self._cond:
+                    self._pending_steps = max(0, self._pending_steps - 1)
+            self._lost_reported = False
+            self._watchdog.frame_arrived(frame.capture_time)
+            self._stats.record_frame(frame.capture_time, frame.read_ms)
+            with self._cond:
+                self._latest = frame
+            if mode is Mode.LIVE:
+                if self._frames.put(frame) is not None:
+                    self._stats.record_drop()
+            else:
+                self._frames.handoff(frame, cancelled=self._handoff_cancelled)
+
+    def _no_frame(self, loop: bool) -> None:
+        """``read()`` gave nothing: the end, a lost device, or no frame yet."""
+        source = self.source
+        state = source.state
+        if state is not SourceState.OK:
+            with self._cond:
+                self._pending_steps = 0  # nothing to step to
+        if state is SourceState.END:
+            self._watchdog.idle()
+            if loop and source.seekable:
+                self._seek(0)
+                return
+            with self._cond:
+                already = self._ended
+                self._ended = True
+            self._watchdog.ended()
+            if not already:
+                self._events.post(EventKind.SOURCE_ENDED, f"{source.name}: end of the recording")
+        elif state is SourceState.LOST:
+            self._reconnect()
+        elif state is SourceState.OK:
+            self._wait(_RETRY_WAIT_S)
+
+    def _seek(self, index: int) -> bool:
+        try:
+            self.source.seek(index)
+        except SourceError as exc:
+            self._events.post(EventKind.SEEK_FAILED, str(exc))
+            return False
+        with self._cond:
+            self._ended = False
+        self._watchdog.resumed()
+        return True
+
+    def _reconnect(self) -> None:
+        """Report a lost device once, then try to reopen it every ``reopen_interval_s``."""
+        if not self._lost_reported:
+            self._lost_reported = True
+            self._watchdog.lost()
+            self._events.post(
+                EventKind.DEVICE_LOST,
+                f"{self.source.name} stopped delivering frames; trying to reconnect",
+            )
+        self._wait(self._reopen_interval_s)
+        if self._stopping:
+            return
+        try:
+            back = self.source.reopen()
+        except Exception as exc:  # a driver can raise anything here; keep trying
+            log.warning("reopening %s failed: %r", self.source.name, exc)
+            back = False
+        if back:
+            self._lost_reported = False
+            self._watchdog.resumed()
+            self._events.post(EventKind.DEVICE_BACK, f"{self.source.name} delivers again")
+
+
+def _clamp_speed(speed: float) -> float:
+    value = float(speed)
+    if not value > 0:
+        raise ValueError(f"speed must be positive, got {speed!r}")
+    return min(max(value, MIN_SPEED), MAX_SPEED)

@@ -1,0 +1,120 @@
+"""What the pipeline delivers for one analysed frame."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.explain import Explanation
+from app.pipeline.settings import PipelineSettings
+from models.checkpoint import CheckpointMetadata
+from models.fov import FieldOfView
+
+__all__ = ["FrameResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    """One frame, what the model saw, its explanation and how long each step took.
+
+    All arrays and tensors are in host memory and are not shared with the pipeline: a consumer
+    may keep a result as long as it likes.
+
+    Attributes:
+        frame_id: the frame's id (see :class:`app.pipeline.sources.SourceFrame`).
+        source_index: the frame's index in the source (frame number in a file).
+        capture_time: ``time.monotonic()`` when the source had the frame.
+        source_time: seconds on the source's clock (index / fps for files).
+        result_time: ``time.monotonic()`` when this result was ready.
+        raw: the frame as read from the source (for the raw panel of an analysed frame; the
+            live raw panel uses ``Pipeline.latest_frame()``, which runs at the source rate).
+        display: float32 (H, W) in [0, 1], what the model saw: the field of view cropped,
+            masked and resized to the model's input size.
+        fov_mask: bool (H, W), the field-of-view disc at input size.
+        fov: the field of view in source-frame pixels.
+        explanation: the engine's result on the CPU: ``mean`` (enhanced map) and ``cv`` (risk
+            map, NaN where undefined) at the target layer's resolution (upsample with
+            :meth:`maps` or ``explanation.upsampled(display.shape)``), ``maps`` (T, h, w),
+            ``probs`` (T, K), ``mean_probs``, ``class_idx``, ``entropy``,
+            ``mutual_information``, ``timings_ms``.
+        class_names: the model's classes, in output order.
+        timings_ms: milliseconds per stage: "read" (decoding), "wait" (capture to the worker
+            picking the frame up), "preprocess", "explain" (engine total) and the engine's own
+            stages as "explain.<stage>", "total" (capture to result).
+        settings: the settings this frame was analysed with.
+        metadata: the checkpoint's metadata (architecture, intended use, ...).
+    """
+
+    frame_id: int
+    source_index: int
+    capture_time: float
+    source_time: float
+    result_time: float
+    raw: np.ndarray
+    display: np.ndarray
+    fov_mask: np.ndarray
+    fov: FieldOfView
+    explanation: Explanation
+    class_names: tuple[str, ...]
+    timings_ms: Mapping[str, float]
+    settings: PipelineSettings
+    metadata: CheckpointMetadata
+
+    @property
+    def latency_ms(self) -> float:
+        """Capture to result, milliseconds."""
+        return (self.result_time - self.capture_time) * 1e3
+
+    @property
+    def class_idx(self) -> int:
+        """The class explained (the predicted one unless the settings chose one)."""
+        return int(self.explanation.class_idx)
+
+    @property
+    def predicted_idx(self) -> int:
+        """The argmax of the MC-averaged softmax."""
+        return int(self.explanation.mean_probs.argmax())
+
+    @property
+    def class_name(self) -> str:
+        """Name of the class explained."""
+        return self.class_names[self.class_idx]
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        """MC-averaged softmax by class name."""
+        probs = self.explanation.mean_probs.tolist()
+        return dict(zip(self.class_names, map(float, probs), strict=True))
+
+    @property
+    def probability(self) -> float:
+        """MC-averaged probability of the class explained."""
+        return float(self.explanation.mean_probs[self.class_idx])
+
+    @property
+    def entropy(self) -> float:
+        """Predictive entropy of the MC-averaged softmax, nats."""
+        return float(self.explanation.entropy)
+
+    @property
+    def mutual_information(self) -> float:
+        """Mutual information between prediction and dropout masks (epistemic part), nats."""
+        return float(self.explanation.mutual_information)
+
+    def maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The enhanced map and the risk map upsampled (bilinear) to ``display``'s size.
+
+        Returns:
+            (mean, cv), float32 (H, W); the CV is NaN where it is undefined.
+        """
+        mean, cv = self.explanation.upsampled(tuple(self.display.shape[:2]))
+        return mean.numpy(), cv.numpy()
+
+    def mean_cv_in_fov(self, cv: np.ndarray | None = None) -> float | None:
+        """Mean risk (CV) over the defined pixels inside the field of view; None when there
+        are none. Pass ``cv`` from :meth:`maps` to avoid upsampling again."""
+        cv = self.maps()[1] if cv is None else cv
+        inside = self.fov_mask & ~np.isnan(cv)
+        return float(cv[inside].mean()) if inside.any() else None

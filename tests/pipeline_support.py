@@ -1,0 +1,65 @@
+"""Shared helpers for the pipeline tests: tiny checkpoints, phantom videos, frame sequences."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.architectures import build_model
+from models.checkpoint import CheckpointMetadata, save_checkpoint
+from models.phantom import PhantomConfig, PhantomVideo, write_video
+
+CLASSES = ["glioblastoma", "meningioma", "metastasis"]
+REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pcle-brain"
+
+
+def tiny_checkpoint(
+    path: Path,
+    arch: str = "resnet18",
+    input_size: tuple[int, int] = (64, 64),
+    classes: list[str] | None = None,
+    seed: int = 0,
+) -> Path:
+    """A random-weight checkpoint small enough for fast tests."""
+    classes = classes or CLASSES
+    torch.manual_seed(seed)
+    meta = CheckpointMetadata(
+        arch=arch,
+        class_names=classes,
+        input_size=input_size,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        target_layer="layer4" if arch.startswith("resnet") else "features.18",
+        dropout=0.2,
+        provenance="test",
+    )
+    save_checkpoint(path, build_model(arch, len(classes)), meta)
+    return path
+
+
+def phantom_video(path: Path, frames: int = 12, fps: float = 24.0) -> Path:
+    """A small phantom pCLE video (96x128) written to ``path``."""
+    video = PhantomVideo("meningioma", frames, seed=3, config=PhantomConfig(height=96, width=128))
+    return write_video(path, video, fps=fps)[0]
+
+
+def numbered_frames(count: int, height: int = 48, width: int = 64) -> list[np.ndarray]:
+    """Grey frames of a bright disc whose brightness encodes the frame's index (index 0 ->
+    level 40, +1 per frame), so a frame can be recognised after the pipeline."""
+    yy, xx = np.mgrid[:height, :width]
+    disc = (yy - height / 2) ** 2 + (xx - width / 2) ** 2 <= (0.45 * height) ** 2
+    return [np.where(disc, 40 + i, 0).astype(np.uint8) for i in range(count)]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, every: float = 0.01) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return condition()

@@ -1,0 +1,140 @@
+"""Headless processing (``python -m app process``): panel video and per-frame CSV."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import pytest
+
+from app.cli import main
+from app.pipeline.headless import count_video_frames
+from tests.pipeline_support import CLASSES, REAL_DATA, phantom_video, tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return phantom_video(tmp_path_factory.mktemp("video") / "phantom.avi", frames=12)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as table:
+        return list(csv.DictReader(table))
+
+
+def outputs(out: Path) -> tuple[Path, Path]:
+    videos = sorted(out.glob("*.panels.*"))
+    tables = sorted(out.glob("*.frames.csv"))
+    assert len(videos) == 1 and len(tables) == 1
+    return videos[0], tables[0]
+
+
+def test_process_writes_a_panel_video_and_a_row_per_frame(
+    checkpoint: Path, video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = ["process", str(video), "--checkpoint", str(checkpoint), "--out", str(out)]
+    code = main([*args, "--passes", "3", "--device", "cpu", "--quiet"])
+    assert code == 0
+    panels, table = outputs(out)
+    printed = capsys.readouterr().out
+    assert str(panels) in printed and str(table) in printed
+    assert count_video_frames(panels) == 12
+    capture = cv2.VideoCapture(str(panels))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.shape[1] > 2 * frame.shape[0]  # three panels side by side
+    rows = read_rows(table)
+    assert len(rows) == 12
+    assert [int(r["frame_id"]) for r in rows] == list(range(12))
+    assert [int(r["source_index"]) for r in rows] == list(range(12))
+    expected = {
+        "capture_s",
+        "result_s",
+        "class",
+        "entropy_nats",
+        "mutual_information_nats",
+        "mean_cv_in_fov",
+        "latency_ms",
+        "read_ms",
+        "preprocess_ms",
+        "explain_ms",
+        "total_ms",
+        *(f"p_{name}" for name in CLASSES),
+    }
+    assert expected <= set(rows[0])
+    for row in rows:
+        assert row["class"] in CLASSES
+        assert sum(float(row[f"p_{c}"]) for c in CLASSES) == pytest.approx(1.0, abs=1e-4)
+        assert float(row["result_s"]) > float(row["capture_s"])
+        assert float(row["latency_ms"]) > 0
+
+
+def test_max_frames_and_panel_height(checkpoint: Path, video: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["process", str(video), "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert main([*args, "--max-frames", "4", "--panel-height", "100", "--quiet"]) == 0
+    panels, table = outputs(out)
+    assert count_video_frames(panels) == 4 and len(read_rows(table)) == 4
+    capture = cv2.VideoCapture(str(panels))
+    height = capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    capture.release()
+    assert 100 < height < 130  # panel plus header
+
+
+def _garbage(path: Path) -> Path:
+    path.write_bytes(b"\x00garbage" * 500)
+    return path
+
+
+ERROR_CASES = {
+    # case: (arguments after "process", given tmp folder d, video v, checkpoint c; message)
+    "missing-file": (lambda d, v, c: [str(d / "missing.avi"), "--checkpoint", str(c)], "no such"),
+    "corrupt-video": (
+        lambda d, v, c: [str(_garbage(d / "corrupt.avi")), "--checkpoint", str(c)],
+        "cannot open",
+    ),
+    "bad-checkpoint": (lambda d, v, c: [str(v), "--checkpoint", str(_garbage(d / "b.pt"))], "b.pt"),
+    "no-checkpoint": (lambda d, v, c: [str(v)], "needs a model"),
+    "passes": (lambda d, v, c: [str(v), "--checkpoint", str(c), "--passes", "0"], "from 1 to 64"),
+    "class": (lambda d, v, c: [str(v), "--checkpoint", str(c), "--class", "x"], "unknown class"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_errors_exit_2_without_traceback(
+    case: str,
+    checkpoint: Path,
+    video: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    make_args, message = ERROR_CASES[case]
+    out = tmp_path / "out"
+    argv = ["process", *make_args(tmp_path, video, checkpoint), "--out", str(out)]
+    assert main([*argv, "--quiet", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists() or not list(out.glob("*.panels.*"))
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not REAL_DATA.is_dir(), reason="real pCLE videos not available")
+def test_process_the_first_frames_of_a_real_video(checkpoint: Path, tmp_path: Path) -> None:
+    videos = sorted(REAL_DATA.glob("*/*.mpg"))
+    if not videos:
+        pytest.skip("no real video found")
+    out = tmp_path / "real"
+    argv = ["process", str(videos[0]), "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert main([*argv, "--max-frames", "10", "--passes", "4", "--quiet"]) == 0
+    panels, table = outputs(out)
+    rows = read_rows(table)
+    assert count_video_frames(panels) == 10 and len(rows) == 10
+    assert [int(r["source_index"]) for r in rows] == list(range(10))
+    assert all(r["mean_cv_in_fov"] != "" for r in rows)  # the disc was found: CV defined
