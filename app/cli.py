@@ -327,7 +327,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
-    return run_demo(Path(args.out))
+    return run_demo(Path(args.out), headless=True if args.headless else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -362,9 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="replay files in a loop (default: as last time, on at first)",
     )
-    view.add_argument(
-        "--snapshots", help="folder for snapshots (S key); default ~/pcle-snapshots"
-    )
+    view.add_argument("--snapshots", help="folder for snapshots (S key); default ~/pcle-snapshots")
     view.add_argument(
         "--settings", help="INI file for remembered settings and recent sources (default: per user)"
     )
@@ -372,7 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     view.set_defaults(handler=_cmd_view)
 
     run = sub.add_parser("run", help="the main job on the shipped demo (what `make run` does)")
-    run.add_argument("--out", default=str(DEFAULT_OUT / "demo"), help="output folder")
+    run.add_argument("--out", default=str(DEFAULT_OUT / "demo"), help="output folder (headless)")
+    run.add_argument("--headless", action="store_true",
+                     help="process the demo to files even when a display is available")
     run.set_defaults(handler=_cmd_run)
 
     explain = sub.add_parser("explain", help="explain one frame (image or video frame)")

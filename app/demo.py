@@ -1,20 +1,28 @@
-"""``make run``: the main job on the embedded default (the shipped phantom demo), headless.
+"""``make run``: the main job on the embedded default, the shipped phantom demo.
 
-Explains one frame of the demo video with the demo model and says where the results went.
+With a display it opens the viewer on the demo video and demo model. Without one it
+processes every frame of the demo headless (three-panel video and per-frame CSV) and says
+where the output went.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-DEMO_FRAME = 35
-"""A frame from the demo video's first tissue segment (phantom glioblastoma)."""
 
 
-def run_demo(out: Path) -> int:
-    """Explain a frame of the demo video with the demo model; print where the outputs are."""
-    from app.cli import CommandError, explain_file
+def display_available() -> bool:
+    """Whether a window can be shown (an X11 or Wayland display, not the offscreen platform)."""
+    if os.environ.get("QT_QPA_PLATFORM", "") in ("offscreen", "minimal"):
+        return False
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def demo_assets() -> tuple[Path, Path]:
+    """The demo video and model; a clear error when either is missing."""
+    from app.cli import CommandError
     from models.demo import DEMO_MODEL, DEMO_VIDEO
 
     video, model = ASSETS / DEMO_VIDEO, ASSETS / DEMO_MODEL
@@ -24,17 +32,35 @@ def run_demo(out: Path) -> int:
                 f"the demo asset {path} is missing; rebuild it with "
                 "`python -m models.demo --out assets`"
             )
-    summary = explain_file(
-        video, model, out, method="gradcam++", passes=10, frame_index=DEMO_FRAME, seed=0
-    )
-    print(f"pCLE explainability viewer: headless demo ({summary['intended_use']})")
+    return video, model
+
+
+def run_demo(out: Path, headless: bool | None = None) -> int:
+    """Open the viewer on the demo, or process the demo headless when there is no display."""
+    from app.cli import CommandError, main
+
+    video, model = demo_assets()
+    if headless is None:
+        headless = not display_available()
+    if not headless:
+        return main(["view", "--source", str(video), "--checkpoint", str(model)])
+
+    from app.pipeline import PipelineSettings, SettingsError, SourceError
+    from app.pipeline.headless import process
+    from models.checkpoint import read_metadata
+
+    print(f"no display: processing the demo headless ({read_metadata(model).intended_use})")
+    try:
+        report = process(video, PipelineSettings(model, method="gradcam++", passes=10, seed=0), out)
+    except (SourceError, SettingsError, RuntimeError) as exc:
+        raise CommandError(str(exc)) from exc
     print(
-        f"  frame {DEMO_FRAME} of {video.name}: {summary['class']} "
-        f"(p = {summary['probabilities'][summary['class']]:.2f}), "
-        f"{summary['method']}, T = {summary['passes']}, {summary['timings_ms']['total']:.0f} ms"
+        f"  {report.frames} frames of {video.name}, Grad-CAM++ with T = 10 MC Dropout passes, "
+        f"{report.frames_per_second:.1f} frames/s"
     )
+    print(f"  three-panel video (raw | enhanced map | risk map): {report.video.resolve()}")
     print(
-        f"  outputs in {out.resolve()}/: raw.png, enhanced.png (mean map), risk.png (CV map), "
-        "maps.npz, summary.json"
+        f"  per-frame results (class, probabilities, entropy, latency, mean CV): "
+        f"{report.table.resolve()}"
     )
     return 0

@@ -64,3 +64,21 @@ def test_demo_video_opens_with_its_masks() -> None:
     masks = load_masks(ASSETS / DEMO_VIDEO)
     assert masks.shape == (count, 336, 464) and masks.dtype == np.bool_
     assert (ASSETS / DEMO_VIDEO).stat().st_size < 10 * 2**20
+
+
+def test_make_run_without_a_display_processes_the_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli import main
+
+    assert main(["run", "--headless", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "phantom demo, not for clinical use" in printed and str(tmp_path) in printed
+    table = next(tmp_path.glob("*.frames.csv"))
+    rows = table.read_text().strip().splitlines()
+    assert len(rows) == 1 + len(CLASSES) * FRAMES_PER_CLASS
+    capture = cv2.VideoCapture(str(next(tmp_path.glob("*.panels.*"))))
+    try:
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(CLASSES) * FRAMES_PER_CLASS
+    finally:
+        capture.release()
