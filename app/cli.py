@@ -371,8 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the main job on the shipped demo (what `make run` does)")
     run.add_argument("--out", default=str(DEFAULT_OUT / "demo"), help="output folder (headless)")
-    run.add_argument("--headless", action="store_true",
-                     help="process the demo to files even when a display is available")
+    run.add_argument(
+        "--headless",
+        action="store_true",
+        help="process the demo to files even when a display is available",
+    )
     run.set_defaults(handler=_cmd_run)
 
     explain = sub.add_parser("explain", help="explain one frame (image or video frame)")

@@ -10,6 +10,8 @@ import os
 import time
 from pathlib import Path
 
+import torch
+
 from app.explain import Explainer, ExplainerError
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings, SettingsError
@@ -79,8 +81,20 @@ class FrameAnalyzer:
                 device=settings.device,
                 seed=settings.seed,
             )
+            self._warm_up(meta)
         except ExplainerError as exc:
             raise SettingsError(f"{settings.checkpoint.name}: {exc}") from exc
+
+    def _warm_up(self, meta: CheckpointMetadata) -> None:
+        """Explain one blank input now, so that the first real frame is not slow.
+
+        The engine finds its cut point on the first input of a shape (a few trial forwards)
+        and torch initialises its kernels on first use: seconds on a busy CPU, which would
+        otherwise land on the first frame's latency. It also surfaces a model that cannot be
+        explained (e.g. a target layer without a spatial size) when the settings are applied.
+        """
+        height, width = (int(v) for v in meta.input_size)
+        self.explainer(torch.zeros(1, 3, height, width))
 
     def _resolve_class(self, target: int | str | None) -> int | None:
         if target is None:

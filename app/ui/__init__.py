@@ -1,0 +1,8 @@
+"""The Qt viewer: raw frame | enhanced attribution map | risk map, live or from a recording.
+
+Start it with ``python -m app`` (:func:`app.ui.viewer.run_viewer`). The window
+(:class:`app.ui.main_window.MainWindow`) pulls frames and results from the Qt-free frame
+pipeline (:mod:`app.pipeline`) on a timer; the logic that needs no screen (map layers,
+readout text, notices, snapshots, preferences, the pipeline session) lives in plain modules
+next to it.
+"""

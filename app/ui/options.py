@@ -1,0 +1,91 @@
+"""How the viewer starts: :class:`ViewerOptions`, resolved from the command line, what was
+remembered, and the defaults (the shipped phantom demo), in that order of precedence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.demo import ASSETS
+from app.pipeline import FrameSource, Mode, PipelineSettings
+from app.ui.recent import ViewerPreferences
+from app.ui.snapshot import DEFAULT_SNAPSHOT_DIR
+from models.demo import DEMO_MODEL, DEMO_VIDEO
+
+__all__ = ["DEMO_CHECKPOINT", "DEMO_SOURCE", "ViewerOptions", "resolve_options"]
+
+DEMO_SOURCE = ASSETS / DEMO_VIDEO
+DEMO_CHECKPOINT = ASSETS / DEMO_MODEL
+
+
+@dataclass(frozen=True)
+class ViewerOptions:
+    """Everything the window needs to start.
+
+    Attributes:
+        source: what to open first (a :class:`FrameSource`, or what
+            :func:`app.pipeline.open_source` accepts).
+        settings: the inference settings to start with.
+        mode: live or analysis.
+        loop: replay files in a loop.
+        speed: playback speed of files in live mode.
+        opacity: overlay opacity, 0 to 1.
+        snapshot_dir: where the S key writes snapshots.
+        refresh_hz: how often the GUI looks for new frames and results.
+        pipeline_options: passed to every :class:`~app.pipeline.Pipeline` (e.g.
+            ``watchdog_min_s``).
+    """
+
+    source: FrameSource | str | int | Path
+    settings: PipelineSettings
+    mode: Mode = Mode.LIVE
+    loop: bool = True
+    speed: float = 1.0
+    opacity: float = 0.5
+    snapshot_dir: Path = DEFAULT_SNAPSHOT_DIR
+    refresh_hz: float = 60.0
+    pipeline_options: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_options(
+    preferences: ViewerPreferences,
+    *,
+    source: str | None = None,
+    checkpoint: str | Path | None = None,
+    method: str | None = None,
+    passes: int | None = None,
+    mode: str | None = None,
+    device: str | None = None,
+    target_class: str | None = None,
+    loop: bool | None = None,
+    snapshot_dir: str | Path | None = None,
+) -> ViewerOptions:
+    """The start options: what the command line gave, else what was remembered, else the demo.
+
+    The source is the demo video unless one is given (recent sources are in the File menu).
+    The model is the one given, else the last model that loaded (when the file still exists),
+    else the demo model.
+
+    Raises:
+        SettingsError: an invalid method, number of passes or device.
+    """
+    if checkpoint is None:
+        remembered = preferences.checkpoint
+        checkpoint = remembered if remembered and Path(remembered).is_file() else DEMO_CHECKPOINT
+    settings = PipelineSettings(
+        Path(checkpoint).expanduser(),
+        method=method or preferences.method,
+        passes=passes if passes is not None else preferences.passes,
+        target_class=target_class,
+        device=device or "auto",
+    )
+    folder = snapshot_dir or preferences.snapshot_dir
+    return ViewerOptions(
+        source=source if source is not None else str(DEMO_SOURCE),
+        settings=settings,
+        mode=Mode(mode or preferences.mode),
+        loop=preferences.loop if loop is None else loop,
+        opacity=preferences.opacity,
+        snapshot_dir=Path(folder).expanduser() if folder else DEFAULT_SNAPSHOT_DIR,
+    )

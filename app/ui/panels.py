@@ -1,0 +1,241 @@
+"""The three image panels: raw frame | enhanced attribution overlay | CV risk overlay.
+
+Each :class:`ImagePanel` is a pyqtgraph view that keeps the image's aspect ratio and follows
+the window's size: a grey image, an RGBA overlay (alpha 0 where the map is undefined or outside
+the field of view, see :mod:`app.ui.map_layers`), the field-of-view outline, a fixed colour bar
+for the map panels, a title and a caption. Images are drawn with fixed levels, never
+auto-levelled, so brightness and colours mean the same on every frame.
+
+A panel emits :attr:`ImagePanel.painted` after each repaint; the window uses it to report when
+a result actually reached the screen (capture-to-display latency).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QPaintEvent, QPixmap, QResizeEvent
+from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+from app.overlay import ENHANCED_COLORMAP, ENHANCED_LEVELS, RISK_COLORMAP, RISK_LEVELS
+from app.ui.map_layers import colormap_lut
+from app.ui.theme import COLOURS
+
+__all__ = ["ENHANCED_SCALE", "RISK_SCALE", "ColourScale", "ImagePanel", "PanelRow"]
+
+
+@dataclass(frozen=True)
+class ColourScale:
+    """A fixed colour scale: what the colour bar says and how maps are coloured."""
+
+    label: str
+    levels: tuple[float, float]
+    lut: np.ndarray
+
+    def colormap(self) -> pg.ColorMap:
+        return pg.ColorMap(np.linspace(0.0, 1.0, len(self.lut)), self.lut)
+
+
+ENHANCED_SCALE = ColourScale("mean attribution", ENHANCED_LEVELS, colormap_lut(ENHANCED_COLORMAP))
+RISK_SCALE = ColourScale(
+    "CV = std / mean  (≥ 1 saturates)", RISK_LEVELS, colormap_lut(RISK_COLORMAP)
+)
+
+
+class _Label(pg.LabelItem):
+    """A label that never widens its panel: text wider than the panel is clipped at its
+    edges instead of pushing the image out of view."""
+
+    def updateMin(self) -> None:
+        super().updateMin()
+        self.setMinimumWidth(0)
+
+
+class ImagePanel(pg.GraphicsLayoutWidget):
+    """One image panel (see the module documentation).
+
+    Args:
+        title: the panel's heading.
+        scale: the colour scale of its overlay (None: no overlay colour bar).
+    """
+
+    painted = Signal()
+    shape_changed = Signal()
+
+    def __init__(self, title: str, scale: ColourScale | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setMinimumSize(160, 160)
+        self.ci.setContentsMargins(6, 4, 6, 4)
+        self.ci.setSpacing(2)
+        self.title = _Label("", justify="left")
+        self.addItem(self.title, row=0, col=0)
+        self.set_title(title)
+        self.view: pg.ViewBox = self.addViewBox(
+            row=1, col=0, lockAspect=True, invertY=True, enableMouse=False, enableMenu=False
+        )
+        self.view.setDefaultPadding(0.0)
+        self.base = pg.ImageItem(axisOrder="row-major")
+        self.overlay = pg.ImageItem(axisOrder="row-major")
+        self.outline = pg.PlotCurveItem(
+            pen=pg.mkPen(COLOURS["fov"], width=1.2, style=Qt.PenStyle.DashLine)
+        )
+        for z, item in enumerate((self.base, self.overlay, self.outline)):
+            item.setZValue(z)
+            self.view.addItem(item)
+        self.colorbar: pg.ColorBarItem | None = None
+        if scale is not None:
+            self.colorbar = pg.ColorBarItem(
+                values=scale.levels,
+                colorMap=scale.colormap(),
+                label=scale.label,
+                interactive=False,
+                width=12,
+                orientation="horizontal",
+                colorMapMenu=False,
+            )
+            self.addItem(self.colorbar, row=2, col=0)
+            ticks = [(v, f"{v:g}") for v in np.linspace(*scale.levels, 5)]
+            self.colorbar.axis.setTicks([ticks, []])
+            self.colorbar.axis.setStyle(hideOverlappingLabels=False)
+        self.caption = _Label("")
+        self.addItem(self.caption, row=3, col=0)
+        self.set_caption("waiting for frames…")
+        self._shape: tuple[int, int] | None = None
+
+    # -- drawing
+
+    def show_image(self, gray: np.ndarray) -> None:
+        """Draw a (H, W) uint8 grey image (levels 0 to 255, never auto-levelled)."""
+        self.base.setImage(gray, autoLevels=False, levels=(0, 255))
+        shape = (int(gray.shape[0]), int(gray.shape[1]))
+        if shape != self._shape:
+            self._shape = shape
+            self.view.setRange(QRectF(0, 0, shape[1], shape[0]), padding=0.0)
+            self.shape_changed.emit()
+
+    def show_overlay(self, rgba: np.ndarray | None) -> None:
+        """Draw an (H, W, 4) uint8 RGBA layer over the image (None: remove it)."""
+        if rgba is None:
+            self.overlay.clear()
+        else:
+            self.overlay.setImage(rgba, autoLevels=False, levels=(0, 255))
+
+    def show_outline(self, xy: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Draw the field-of-view outline (None: remove it)."""
+        if xy is None or len(xy[0]) == 0:
+            self.outline.setData([], [])
+        else:
+            self.outline.setData(*xy)
+
+    def set_title(self, text: str, detail: str = "") -> None:
+        """The heading, with ``detail`` after it in smaller, muted type."""
+        html = text
+        if detail:
+            html += (
+                f"&nbsp;&nbsp;<span style='font-size:9pt; font-weight:normal; "
+                f"color:{COLOURS['muted']}'>{detail}</span>"
+            )
+        self.title.setText(html, size="11pt", bold=True, color=COLOURS["text"])
+
+    def set_caption(self, text: str, alert: bool = False) -> None:
+        colour = COLOURS["warning"] if alert else COLOURS["muted"]
+        self.caption.setText(text, size="9pt", color=colour)
+
+    def reset(self, caption: str = "waiting for frames…") -> None:
+        """Remove the image, overlay and outline (``clear`` would empty the whole layout:
+        pyqtgraph binds it to the layout on each instance)."""
+        self.base.clear()
+        self.overlay.clear()
+        self.outline.setData([], [])
+        self._shape = None
+        self.set_caption(caption)
+
+    def height_for_width(self, width: int) -> int | None:
+        """The height that fits the image at ``width`` with no empty band above or below it
+        (None before the first image)."""
+        if self._shape is None:
+            return None
+        view = self.view.size()
+        extra_w = self.width() - view.width()
+        extra_h = self.height() - view.height()
+        aspect = self._shape[0] / self._shape[1]
+        return round(extra_h + max(1.0, width - extra_w) * aspect)
+
+    @property
+    def image(self) -> np.ndarray | None:
+        """The grey image drawn (None before the first)."""
+        return self.base.image
+
+    @property
+    def overlay_image(self) -> np.ndarray | None:
+        """The RGBA overlay drawn (None when there is none)."""
+        return self.overlay.image
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        self.painted.emit()
+
+
+class PanelRow(QWidget):
+    """raw | enhanced | risk, side by side, sharing the width equally.
+
+    Emits :attr:`maps_painted` once both map panels have repainted after
+    :meth:`expect_maps_paint` (the moment a new result is on the screen).
+    """
+
+    maps_painted = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.raw = ImagePanel("Raw frame")
+        self.enhanced = ImagePanel("Enhanced attribution", ENHANCED_SCALE)
+        self.risk = ImagePanel("Risk", RISK_SCALE)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        for panel in self.panels:
+            layout.addWidget(panel, 1, Qt.AlignmentFlag.AlignVCenter)
+        for panel in self.panels:
+            panel.shape_changed.connect(self.fit_heights, Qt.ConnectionType.QueuedConnection)
+        self._waiting: set[ImagePanel] = set()
+        self.enhanced.painted.connect(lambda: self._painted(self.enhanced))
+        self.risk.painted.connect(lambda: self._painted(self.risk))
+
+    @property
+    def panels(self) -> tuple[ImagePanel, ImagePanel, ImagePanel]:
+        return self.raw, self.enhanced, self.risk
+
+    def fit_heights(self) -> None:
+        """Give the panels one height, the least that shows every image whole at the panels'
+        width (no tall empty bands around square images on a wide screen); the row centres
+        them vertically. Called on resize and when an image changes shape."""
+        width = self.raw.width()
+        wanted = [p.height_for_width(width) for p in self.panels]
+        known = [h for h in wanted if h is not None]
+        height = min(max(known), self.height()) if len(known) == len(wanted) else self.height()
+        for panel in self.panels:
+            if panel.maximumHeight() != height:
+                panel.setMaximumHeight(height)
+                panel.setMinimumHeight(min(height, 160))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.fit_heights()
+
+    def grab_panels(self) -> QPixmap:
+        """A picture of the three panels (without the empty bands around them)."""
+        area = self.raw.geometry().united(self.risk.geometry())
+        return self.grab(area)
+
+    def expect_maps_paint(self) -> None:
+        """New maps were drawn: emit :attr:`maps_painted` when both are on the screen."""
+        self._waiting = {self.enhanced, self.risk}
+
+    def _painted(self, panel: ImagePanel) -> None:
+        if panel in self._waiting:
+            self._waiting.discard(panel)
+            if not self._waiting:
+                self.maps_painted.emit()

@@ -1,0 +1,199 @@
+"""The viewer's numbers as text: prediction, uncertainty, latency, rates, sources, staleness.
+
+Plain functions of pipeline objects, no Qt, so the wording is tested without a screen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.pipeline import FrameResult, FrameSource, StatsSnapshot, WindowSummary
+
+__all__ = [
+    "ClassProbability",
+    "Prediction",
+    "StatsText",
+    "describe_frame_format",
+    "describe_source",
+    "format_age",
+    "format_probability",
+    "format_window",
+    "map_caption",
+    "method_label",
+    "stats_text",
+]
+
+METHOD_LABELS = {
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "smoothgradcam++": "SmoothGrad-CAM++",
+    "scorecam": "Score-CAM",
+    "reciprocam": "Recipro-CAM",
+}
+"""How the UI names the methods of :data:`app.explain.METHODS`."""
+
+
+def method_label(method: str) -> str:
+    """The display name of a method key ("gradcam++" -> "Grad-CAM++")."""
+    return METHOD_LABELS.get(method, method)
+
+
+def format_probability(mean: float, std: float) -> str:
+    """``0.97 ± 0.02``: an MC-mean probability and its spread over the passes."""
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+@dataclass(frozen=True)
+class ClassProbability:
+    """One class's MC-mean softmax probability and its std over the T passes."""
+
+    name: str
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model says about one frame, in numbers (see :meth:`of`).
+
+    Attributes:
+        predicted: the argmax of the MC-mean softmax.
+        explained: the class the maps explain (the predicted one unless the user chose one).
+        classes: every class's MC-mean probability and spread, in the model's order.
+        entropy: predictive entropy of the MC-mean softmax, nats.
+        max_entropy: ln(K), the entropy of a uniform guess.
+        mutual_information: the epistemic part of the entropy, nats.
+        passes: T (1 for the original, deterministic method).
+        mean_cv: mean risk (CV) over the defined pixels of the field of view, or None.
+    """
+
+    predicted: ClassProbability
+    explained: ClassProbability
+    classes: tuple[ClassProbability, ...]
+    entropy: float
+    max_entropy: float
+    mutual_information: float
+    passes: int
+    mean_cv: float | None
+
+    @classmethod
+    def of(cls, result: FrameResult, mean_cv: float | None = None) -> Prediction:
+        probs = result.explanation.probs.numpy().astype(np.float64)  # (T, K)
+        means = probs.mean(axis=0)
+        stds = probs.std(axis=0)  # population std over the passes
+        classes = tuple(
+            ClassProbability(name, float(m), float(s))
+            for name, m, s in zip(result.class_names, means, stds, strict=True)
+        )
+        return cls(
+            predicted=classes[result.predicted_idx],
+            explained=classes[result.class_idx],
+            classes=classes,
+            entropy=result.entropy,
+            max_entropy=math.log(len(classes)) if len(classes) > 1 else 0.0,
+            mutual_information=result.mutual_information,
+            passes=int(probs.shape[0]),
+            mean_cv=mean_cv,
+        )
+
+    @property
+    def explains_other_class(self) -> bool:
+        return self.explained.name != self.predicted.name
+
+    def probability_text(self) -> str:
+        """``p 0.97 ± 0.02 over T = 10`` for the predicted class."""
+        spread = f"over T = {self.passes}" if self.passes > 1 else "single pass"
+        p = self.predicted
+        return f"p {format_probability(p.mean, p.std)}  ({spread})"
+
+    def entropy_text(self) -> str:
+        """``0.052 / 1.10 nats``: the entropy and its maximum, ln K."""
+        return f"{self.entropy:.3f} / {self.max_entropy:.2f} nats"
+
+    def mutual_information_text(self) -> str:
+        return f"{self.mutual_information:.3f} nats"
+
+    def mean_cv_text(self) -> str:
+        return "-" if self.mean_cv is None else f"{self.mean_cv:.2f}"
+
+
+def format_window(summary: WindowSummary, unit: str = "ms") -> str:
+    """``45 / 62 / 80 ms`` (avg / p95 / max), or ``-`` while the window is empty."""
+    if summary.count == 0 or math.isnan(summary.avg):
+        return "-"
+    return f"{summary.avg:.0f} / {summary.p95:.0f} / {summary.max:.0f} {unit}"
+
+
+@dataclass(frozen=True)
+class StatsText:
+    """The latency readout, one string per line of the panel."""
+
+    display_latency: str
+    result_latency: str
+    input_fps: str
+    output_fps: str
+    display_fps: str
+    dropped: str
+
+
+def stats_text(stats: StatsSnapshot) -> StatsText:
+    """The latency readout of a :class:`~app.pipeline.StatsSnapshot`.
+
+    ``display_latency`` is capture to display (what the surgeon experiences), ``result_latency``
+    capture to result; both avg / p95 / max over the pipeline's sliding window.
+    """
+    dropped = f"{stats.dropped_frames}"
+    if stats.frames_read:
+        dropped += (
+            f" of {stats.frames_read} ({100.0 * stats.dropped_frames / stats.frames_read:.0f} %)"
+        )
+    return StatsText(
+        display_latency=format_window(stats.display_latency_ms),
+        result_latency=format_window(stats.latency_ms),
+        input_fps=f"{stats.input_fps:.1f} fps",
+        output_fps=f"{stats.output_fps:.1f} fps",
+        display_fps=f"{stats.display_fps:.1f} fps",
+        dropped=dropped,
+    )
+
+
+def format_age(seconds: float) -> str:
+    """``85 ms`` below a second, ``2.9 s`` below ten, ``12 s`` above."""
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.0f} ms"
+    return f"{seconds:.1f} s" if seconds < 10.0 else f"{seconds:.0f} s"
+
+
+def map_caption(result: FrameResult, now: float) -> str:
+    """What the map panels say about the frame they were computed from: its id and age."""
+    return (
+        f"frame {result.frame_id} (#{result.source_index}) · "
+        f"age {format_age(max(0.0, now - result.capture_time))}"
+    )
+
+
+def describe_frame_format(image: np.ndarray) -> str:
+    """``464×336 8-bit colour``, ``64×48 16-bit grey``: what a source delivers."""
+    h, w = image.shape[:2]
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if image.dtype == np.uint8:
+        depth = "8-bit"
+    elif image.dtype == np.uint16:
+        depth = "16-bit"
+    elif image.dtype.kind == "f":
+        depth = "float"
+    else:
+        depth = str(image.dtype)
+    kind = {1: "grey", 3: "colour", 4: "colour+alpha"}.get(channels, f"{channels}-channel")
+    return f"{w}×{h} {depth} {kind}"
+
+
+def describe_source(source: FrameSource) -> str:
+    """``demo_video.mp4 · video file · 24 fps · 210 frames``."""
+    parts = [source.name, source.kind, f"{source.fps:g} fps"]
+    if source.frame_count is not None:
+        parts.append(f"{source.frame_count} frames")
+    return " · ".join(parts)

@@ -1,0 +1,60 @@
+"""The viewer's entry point: build the application, the window, start the pipeline.
+
+``python -m app`` (or ``python -m app view``) calls :func:`run_viewer` with the options the
+command line resolved (:func:`app.ui.options.resolve_options`).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Sequence
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from app.ui.main_window import MainWindow
+from app.ui.options import ViewerOptions
+from app.ui.recent import PreferencesStore
+from app.ui.theme import apply_theme
+
+__all__ = ["application", "run_viewer"]
+
+_THEMED = "pcle_viewer_themed"
+
+
+def application(argv: Sequence[str] | None = None) -> QApplication:
+    """The running ``QApplication`` (created when there is none), with the viewer's theme."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
+        app.setApplicationName("pCLE Explainability Viewer")
+        app.setOrganizationName("pcle-viewer")
+    assert isinstance(app, QApplication)
+    if not app.property(_THEMED):
+        apply_theme(app)
+        app.setProperty(_THEMED, True)
+    return app
+
+
+def run_viewer(
+    options: ViewerOptions, store: PreferencesStore | None = None, fullscreen: bool = False
+) -> int:
+    """Show the viewer and run until its window closes; the exit status."""
+    app = application()
+    window = MainWindow(options, store)
+    if fullscreen:
+        window.toggle_fullscreen()
+    else:
+        window.showMaximized()
+    # Ctrl+C in the terminal closes the window (stopping the pipeline) instead of being lost
+    # inside Qt's event loop: a timer lets the interpreter run its signal handlers.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    try:
+        return app.exec()
+    finally:
+        wake.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -1,0 +1,78 @@
+"""``python -m app`` opens the viewer: the ``view`` subcommand, and no subcommand at all."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path
+
+import pytest
+
+import app.ui.viewer
+from app.cli import build_parser, main
+from app.ui.options import DEMO_CHECKPOINT, DEMO_SOURCE, ViewerOptions
+from app.ui.recent import PreferencesStore
+
+
+@pytest.fixture
+def launched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[ViewerOptions, PreferencesStore]]:
+    calls: list[tuple[ViewerOptions, PreferencesStore]] = []
+
+    def fake_run_viewer(
+        options: ViewerOptions, store: PreferencesStore, fullscreen: bool = False
+    ) -> int:
+        calls.append((options, store))
+        return 0
+
+    monkeypatch.setattr(app.ui.viewer, "run_viewer", fake_run_viewer)
+    return calls
+
+
+def test_no_subcommand_opens_the_viewer_on_the_demo(
+    launched: list[tuple[ViewerOptions, PreferencesStore]], tmp_path: Path
+) -> None:
+    assert main(["--settings", str(tmp_path / "v.ini")]) == 0
+    options, store = launched[-1]
+    assert options.source == str(DEMO_SOURCE)
+    assert options.settings.checkpoint == DEMO_CHECKPOINT
+    assert store.path == str(tmp_path / "v.ini")
+
+
+def test_view_options_override(
+    launched: list[tuple[ViewerOptions, PreferencesStore]], tmp_path: Path
+) -> None:
+    argv = [
+        "--source", "0", "--method", "reciprocam", "--passes", "3", "--mode", "analysis",
+        "--device", "cpu", "--no-loop", "--snapshots", str(tmp_path), "--settings",
+        str(tmp_path / "v.ini"),
+    ]  # fmt: skip
+    assert main(["view", *argv]) == 0
+    assert main(argv) == 0
+    for options, _ in launched:
+        assert options.source == "0"
+        assert (options.settings.method, options.settings.passes) == ("reciprocam", 3)
+        assert options.settings.device == "cpu" and options.mode.value == "analysis"
+        assert options.loop is False and options.snapshot_dir == tmp_path
+
+
+def test_view_refuses_bad_options(
+    launched: list[tuple[ViewerOptions, PreferencesStore]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = ["--settings", str(tmp_path / "v.ini")]
+    assert main(["view", "--passes", "0", *settings]) == 2
+    assert main(["view", "--checkpoint", str(tmp_path / "none.pt"), *settings]) == 2
+    assert main(["view", "--device", "tpu", *settings]) == 2
+    assert not launched
+    assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_other_subcommands_are_intact() -> None:
+    parser = build_parser()
+    for command in ("run", "explain", "bench", "process", "bench-pipeline", "view"):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([command, "--help"])
+        assert exit_info.value.code == 0
