@@ -8,16 +8,30 @@ where the output went.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 def display_available() -> bool:
-    """Whether a window can be shown (an X11 or Wayland display, not the offscreen platform)."""
+    """Whether the viewer can open a window here.
+
+    Needs an X11 or Wayland display (and not Qt's offscreen platform), and Qt must be able to
+    connect to it: a missing platform library makes Qt abort the process rather than raise, so
+    that is probed in a child process first.
+    """
     if os.environ.get("QT_QPA_PLATFORM", "") in ("offscreen", "minimal"):
         return False
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    probe = "from PySide6.QtGui import QGuiApplication; QGuiApplication([])"
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def demo_assets() -> tuple[Path, Path]:
@@ -49,7 +63,7 @@ def run_demo(out: Path, headless: bool | None = None) -> int:
     from app.pipeline.headless import process
     from models.checkpoint import read_metadata
 
-    print(f"no display: processing the demo headless ({read_metadata(model).intended_use})")
+    print(f"no usable display: processing the demo headless ({read_metadata(model).intended_use})")
     try:
         report = process(video, PipelineSettings(model, method="gradcam++", passes=10, seed=0), out)
     except (SourceError, SettingsError, RuntimeError) as exc:
