@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,12 +69,14 @@ def explain_file(
 ) -> dict:
     """Explain one frame and write raw.png, enhanced.png, risk.png, maps.npz, summary.json.
 
+    The frame goes through the same :class:`~app.pipeline.FrameAnalyzer` as the viewer's
+    frames (field of view, preprocessing as the checkpoint says, the T-pass engine).
+
     Returns:
         The summary written to summary.json.
     """
     import cv2
 
-    from app.explain import Explainer
     from app.overlay import (
         ENHANCED_COLORMAP,
         ENHANCED_LEVELS,
@@ -82,77 +85,61 @@ def explain_file(
         blend,
         to_uint8_gray,
     )
-    from models.checkpoint import CheckpointError, load_checkpoint
+    from app.pipeline import FrameAnalyzer, PipelineSettings, SettingsError, SourceFrame
     from models.fov import to_gray_float
-    from models.preprocess import FramePreprocessor, PreprocessConfig
 
     frame = read_frame(image, frame_index)
     try:
-        model, meta = load_checkpoint(checkpoint, device="cpu")
-    except CheckpointError as exc:
-        raise CommandError(str(exc)) from exc
-    class_idx = None
-    if class_name is not None:
-        if class_name in meta.class_names:
-            class_idx = meta.class_names.index(class_name)
-        elif class_name.isdigit() and int(class_name) < meta.num_classes:
-            class_idx = int(class_name)
-        else:
-            raise CommandError(
-                f"unknown class {class_name!r}; this model knows {', '.join(meta.class_names)}"
+        analyzer = FrameAnalyzer(
+            PipelineSettings(
+                checkpoint,
+                method=method,
+                passes=passes,
+                mc=mc,
+                target_class=class_name,
+                device=device,
+                seed=seed,
             )
-    try:
-        pre = FramePreprocessor(
-            PreprocessConfig(tuple(meta.input_size), tuple(meta.mean), tuple(meta.std))
-        )(frame)
+        )
+        result = analyzer(SourceFrame(0, frame_index, time.monotonic(), 0.0, frame, 0.0))
+    except SettingsError as exc:
+        raise CommandError(str(exc)) from exc
     except ValueError as exc:
         raise CommandError(f"{image}: {exc}") from exc
-    explainer = Explainer(
-        model,
-        method,
-        passes=passes,
-        mc=mc,
-        target_layer=meta.target_layer,
-        device=device,
-        seed=seed,
-    )
-    result = explainer(pre.tensor, class_idx=class_idx).cpu()
+    explanation = result.explanation
 
     out.mkdir(parents=True, exist_ok=True)
-    size = pre.display.shape
-    mean_up, cv_up = (t.numpy() for t in result.upsampled(size))
+    mean_up, cv_up = result.maps()
     cv2.imwrite(str(out / "raw.png"), to_uint8_gray(to_gray_float(frame)))
     cv2.imwrite(
         str(out / "enhanced.png"),
-        blend(pre.display, mean_up, ENHANCED_LEVELS, ENHANCED_COLORMAP, mask=pre.fov_mask),
+        blend(result.display, mean_up, ENHANCED_LEVELS, ENHANCED_COLORMAP, mask=result.fov_mask),
     )
     cv2.imwrite(
         str(out / "risk.png"),
-        blend(pre.display, cv_up, RISK_LEVELS, RISK_COLORMAP, mask=pre.fov_mask),
+        blend(result.display, cv_up, RISK_LEVELS, RISK_COLORMAP, mask=result.fov_mask),
     )
     np.savez_compressed(
         out / "maps.npz",
-        **result.to_numpy(),
-        display=pre.display,
-        class_names=np.array(meta.class_names),
+        **explanation.to_numpy(),
+        display=result.display,
+        class_names=np.array(result.class_names),
     )
     summary = {
         "image": image.name,
         "checkpoint": checkpoint.name,
-        "intended_use": meta.intended_use,
-        "method": result.method,
-        "passes": result.passes,
-        "mc": result.mc,
-        "target_layer": result.target_layer,
-        "class": meta.class_names[result.class_idx],
-        "probabilities": dict(zip(meta.class_names, map(float, result.mean_probs), strict=True)),
-        "probability_std": float(result.probs[:, result.class_idx].std(unbiased=False)),
+        "intended_use": result.metadata.intended_use,
+        "method": explanation.method,
+        "passes": explanation.passes,
+        "mc": explanation.mc,
+        "target_layer": explanation.target_layer,
+        "class": result.class_name,
+        "probabilities": result.probabilities,
+        "probability_std": float(explanation.probs[:, result.class_idx].std(unbiased=False)),
         "entropy_nats": result.entropy,
         "mutual_information_nats": result.mutual_information,
-        "mean_cv_in_fov": float(np.nanmean(np.where(pre.fov_mask, cv_up, np.nan)))
-        if np.any(pre.fov_mask & ~np.isnan(cv_up))
-        else None,
-        "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
+        "mean_cv_in_fov": result.mean_cv_in_fov(cv_up),
+        "timings_ms": {k: round(v, 2) for k, v in explanation.timings_ms.items()},
         "outputs": ["raw.png", "enhanced.png", "risk.png", "maps.npz"],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
