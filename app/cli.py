@@ -150,7 +150,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if args.checkpoint is None:
         raise CommandError(
             "explain needs a model: pass --checkpoint FILE, a checkpoint written by this project "
-            "(it carries the architecture, classes and preprocessing the frame needs)"
+            "(it carries the architecture, classes and preprocessing the frame needs); the "
+            "phantom demo model, for trying things out only, is assets/demo_model.pt"
         )
     summary = explain_file(
         Path(args.image),
