@@ -1,0 +1,20 @@
+"""Session recording: write a reviewable session folder while frames are analysed, read it back.
+
+from app.recording import SessionRecorder, SessionReader
+with SessionRecorder(folder, settings=settings, source="capture device 0") as rec:
+    pipeline_results_loop(rec.write)   # write() returns False (never raises) after a disk full
+session = SessionReader(folder); image, record = session.frame(0)
+"""
+
+from app.recording.manifest import RecordingError, describe_source
+from app.recording.reader import FrameRecord, SessionReader, Timeline
+from app.recording.writer import SessionRecorder
+
+__all__ = [
+    "FrameRecord",
+    "RecordingError",
+    "SessionReader",
+    "SessionRecorder",
+    "Timeline",
+    "describe_source",
+]

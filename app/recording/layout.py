@@ -1,0 +1,90 @@
+"""Where things live in a session folder and how a source frame is stored losslessly.
+
+::
+
+    manifest.json                    what the session is (see app.recording.manifest)
+    frames.csv                       one row per frame, appended as frames arrive
+    results/chunk_00000.npz          per-frame results of a completed chunk
+    results/chunk_00001.partial.npz  the chunk being filled, rewritten at every flush
+    frames/chunk_00000/000000.png    source frames, one file per frame, named by position
+
+Frames are stored exactly as the source delivered them: 8- or 16-bit grey or colour as PNG
+(lossless, and the only common format that holds 16-bit grey), any other dtype as ``.npy``.
+One file per frame (rather than a per-chunk FFV1 video) keeps every frame readable after a
+kill: an .avi whose writer died has no index and may not open.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "FRAMES_DIR",
+    "RESULTS_DIR",
+    "TABLE_NAME",
+    "chunk_file",
+    "decode_frame",
+    "encode_frame",
+    "frame_file",
+    "parse_chunk_file",
+]
+
+RESULTS_DIR = "results"
+FRAMES_DIR = "frames"
+TABLE_NAME = "frames.csv"
+
+_CHUNK_RE = re.compile(r"^chunk_(\d{5,})(\.partial)?\.npz$")
+
+
+def chunk_file(index: int, *, partial: bool = False) -> str:
+    """File name of result chunk ``index`` (complete or partial)."""
+    return f"chunk_{index:05d}{'.partial' if partial else ''}.npz"
+
+
+def parse_chunk_file(name: str) -> tuple[int, bool] | None:
+    """(chunk index, partial) for a chunk file name; None for anything else."""
+    match = _CHUNK_RE.match(name)
+    return (int(match.group(1)), match.group(2) is not None) if match else None
+
+
+def frame_file(chunk: int, position: int, image: np.ndarray) -> str:
+    """Path of a frame's file relative to the session folder (suffix chosen by dtype)."""
+    suffix = ".png" if _png_ok(image) else ".npy"
+    return f"{FRAMES_DIR}/chunk_{chunk:05d}/{position:06d}{suffix}"
+
+
+def _png_ok(image: np.ndarray) -> bool:
+    if image.dtype not in (np.uint8, np.uint16):
+        return False
+    return image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))
+
+
+def encode_frame(image: np.ndarray) -> bytes:
+    """The bytes of a frame's file: PNG for 8/16-bit images, ``.npy`` otherwise; lossless."""
+    if _png_ok(image):
+        ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise ValueError(f"OpenCV cannot encode a {image.dtype} {image.shape} frame as PNG")
+        return buffer.tobytes()
+    out = io.BytesIO()
+    np.save(out, np.ascontiguousarray(image), allow_pickle=False)
+    return out.getvalue()
+
+
+def decode_frame(path: Path) -> np.ndarray:
+    """Read a frame stored by :func:`encode_frame`, with its original dtype and shape.
+
+    Raises:
+        OSError: the file is missing or does not decode.
+    """
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise OSError(f"{path} does not decode as an image")
+    return image

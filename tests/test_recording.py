@@ -1,0 +1,288 @@
+"""Session recording: round trip, a killed recorder, a full disk."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.explain import Explanation
+from app.pipeline.results import FrameResult
+from app.pipeline.settings import PipelineSettings
+from app.recording import RecordingError, SessionReader, SessionRecorder, describe_source
+from app.recording import files as recording_files
+from models.checkpoint import CheckpointMetadata, checkpoint_sha256
+from models.fov import FieldOfView
+
+CLASSES = ("glioblastoma", "meningioma", "metastasis")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_metadata() -> CheckpointMetadata:
+    return CheckpointMetadata(
+        arch="resnet18",
+        class_names=list(CLASSES),
+        input_size=(32, 32),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        target_layer="layer4",
+        dropout=0.2,
+        provenance="test",
+    )
+
+
+def fake_settings(folder: Path) -> PipelineSettings:
+    checkpoint = folder / "model.pt"
+    if not checkpoint.exists():
+        checkpoint.write_bytes(b"not really a checkpoint")
+    return PipelineSettings(checkpoint=checkpoint, method="gradcam++", passes=4, device="cpu")
+
+
+def fake_image(i: int, kind: str = "grey8") -> np.ndarray:
+    rng = np.random.default_rng(i)
+    if kind == "grey16":
+        return rng.integers(0, 65535, (24, 20), dtype=np.uint16)
+    if kind == "bgr8":
+        return rng.integers(0, 255, (24, 20, 3), dtype=np.uint8)
+    if kind == "float":
+        return rng.random((24, 20), dtype=np.float32)
+    return np.full((24, 20), i % 256, dtype=np.uint8)
+
+
+def fake_result(i: int, settings: PipelineSettings, kind: str = "grey8") -> FrameResult:
+    """A FrameResult built from small arrays; maps and probabilities depend on ``i``."""
+    g = torch.Generator().manual_seed(i)
+    maps = torch.rand((4, 5, 6), generator=g)
+    maps[:, 0, 0] = 0.0  # mean 0: CV undefined (NaN)
+    mean, std = maps.mean(0), maps.std(0, unbiased=False)
+    cv = torch.where(mean > 1e-6, std / mean.clamp_min(1e-12), torch.nan)
+    probs = torch.softmax(torch.randn((4, 3), generator=g), dim=1)
+    mean_probs = probs.mean(0)
+    explanation = Explanation(
+        maps=maps,
+        mean=mean,
+        std=std,
+        cv=cv,
+        probs=probs,
+        mean_probs=mean_probs,
+        class_idx=int(mean_probs.argmax()),
+        entropy=float(-(mean_probs * mean_probs.log()).sum()),
+        mutual_information=0.01 * i,
+        method="gradcam++",
+        passes=4,
+        mc=True,
+        target_layer="layer4",
+        timings_ms={"forward": 1.0, "total": 2.0},
+    )
+    yy, xx = np.mgrid[:32, :32]
+    now = time.monotonic()
+    return FrameResult(
+        frame_id=i,
+        source_index=i,
+        capture_time=now - 0.05,
+        source_time=i / 24,
+        result_time=now,
+        raw=fake_image(i, kind),
+        display=np.zeros((32, 32), np.float32),
+        fov_mask=(yy - 16) ** 2 + (xx - 16) ** 2 < 15**2,
+        fov=FieldOfView(10.0, 12.0, 9.0),
+        explanation=explanation,
+        class_names=CLASSES,
+        timings_ms={"read": 0.5, "preprocess": 1.0, "explain": 2.0, "explain.forward": 1.0},
+        settings=settings,
+        metadata=fake_metadata(),
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    settings = fake_settings(tmp_path)
+    kinds = ["grey8", "grey16", "bgr8", "float"]
+    results = [fake_result(i, settings, kinds[i % 4]) for i in range(10)]
+    video = tmp_path / "secret-patient" / "clip.avi"
+    with SessionRecorder(
+        tmp_path / "session", settings=settings, source=video, chunk_frames=4
+    ) as recorder:
+        assert all(recorder.write(r) for r in results)
+    assert not recorder.recording and recorder.error is None
+
+    session = SessionReader(tmp_path / "session")
+    m = session.manifest
+    assert session.closed_cleanly and m["frames"] == 10 and m["ended_utc"]
+    assert m["source"] == "clip.avi" and "secret-patient" not in json.dumps(m)
+    assert m["checkpoint"]["sha256"] == checkpoint_sha256(settings.checkpoint)
+    assert m["checkpoint"]["metadata"]["class_names"] == list(CLASSES)
+    assert (m["method"], m["passes"]) == ("gradcam++", 4)
+    assert "lossless" in m["storage"]["frames"] and m["software"]["version"]
+    assert len(session) == 10
+    assert not list((tmp_path / "session" / "results").glob("*.partial.npz"))
+
+    for i, r in enumerate(results):
+        image, rec = session.frame(i)
+        assert image.dtype == r.raw.dtype and np.array_equal(image, r.raw)
+        ex = r.explanation
+        cv = ex.cv.numpy()
+        assert np.array_equal(np.isnan(rec.cv), np.isnan(cv)) and np.isnan(rec.cv[0, 0])
+        np.testing.assert_allclose(rec.mean, ex.mean.numpy(), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(rec.cv, cv, rtol=1e-3, atol=1e-4)  # NaN == NaN here
+        np.testing.assert_allclose(rec.probs, ex.mean_probs.numpy(), rtol=1e-6)
+        assert rec.pass_probs is not None and rec.pass_probs.shape == (4, 3)
+        assert (rec.frame_id, rec.class_idx, rec.class_name) == (i, r.class_idx, r.class_name)
+        assert rec.entropy == pytest.approx(r.entropy, rel=1e-6)
+        assert rec.mean_cv_in_fov == pytest.approx(r.mean_cv_in_fov(), rel=1e-5)
+        assert rec.latency_ms == pytest.approx(50, abs=1) and rec.timings_ms["read"] == 0.5
+        assert rec.fov == (10.0, 12.0, 9.0)
+
+    timeline = session.timeline()
+    assert timeline.class_idx.tolist() == [r.class_idx for r in results]
+    assert timeline.mean_cv.shape == (10,) and np.all(np.diff(timeline.time_s) >= 0)
+    rows = session.table()
+    assert [int(row["frame_id"]) for row in rows] == list(range(10))
+    assert rows[0]["class"] == results[0].class_name and rows[0]["explain_forward_ms"] == "1.00"
+
+
+def test_source_descriptions(tmp_path: Path) -> None:
+    video = tmp_path / "clip.avi"
+    assert describe_source(video) == "clip.avi"
+    assert describe_source(video, include_paths=True) == str(video.resolve())
+    assert describe_source(0) == "capture device 0"
+    assert describe_source([tmp_path / "a.png", tmp_path / "b.png"]) == (
+        f"2 images in {tmp_path.name}"
+    )
+    settings = fake_settings(tmp_path)
+    with SessionRecorder(
+        tmp_path / "s", settings=settings, source=video, include_paths=True
+    ) as recorder:
+        pass
+    manifest = SessionReader(tmp_path / "s").manifest
+    assert manifest["source"] == str(video.resolve()) and manifest["frames"] == 0
+    with pytest.raises(RecordingError, match="not an empty folder"):
+        SessionRecorder(tmp_path / "s", settings=settings)
+    assert recorder.write(fake_result(0, settings)) is False  # closed
+
+
+def test_real_pipeline(tmp_path: Path) -> None:
+    from app.pipeline.headless import process
+    from tests.pipeline_support import phantom_video, tiny_checkpoint
+
+    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
+    video = phantom_video(tmp_path / "clip.avi", frames=5)
+    settings = PipelineSettings(checkpoint=checkpoint, method="gradcam", passes=3, device="cpu")
+    seen: list[FrameResult] = []
+    with SessionRecorder(tmp_path / "session", settings=settings, source=video) as recorder:
+
+        def on_result(result: FrameResult) -> None:
+            seen.append(result)
+            assert recorder.write(result)
+
+        process(video, settings, tmp_path / "out", progress=False, on_result=on_result)
+    session = SessionReader(tmp_path / "session")
+    assert len(session) == len(seen) == 5
+    assert session.manifest["checkpoint"]["metadata"]["input_size"] == [64, 64]
+    for i, result in enumerate(seen):
+        image, rec = session.frame(i)
+        assert np.array_equal(image, result.raw)
+        assert rec.mean.shape == tuple(result.explanation.mean.shape) == (2, 2)
+        np.testing.assert_allclose(rec.mean, result.explanation.mean.numpy(), atol=1e-3)
+
+
+_KILL_SCRIPT = """
+import sys, time
+from pathlib import Path
+from tests.test_recording import fake_result, fake_settings
+from app.recording import SessionRecorder
+folder = Path(sys.argv[1])
+settings = fake_settings(folder.parent)
+rec = SessionRecorder(folder, settings=settings, chunk_frames=64, flush_interval_s=0.5)
+i = 0
+while True:
+    assert rec.write(fake_result(i, settings))
+    i += 1
+    print(i, flush=True)
+    time.sleep(0.01)
+"""
+
+
+def test_killed_recorder_leaves_a_readable_session(tmp_path: Path) -> None:
+    folder = tmp_path / "session"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILL_SCRIPT, str(folder)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    progress: list[tuple[float, int]] = []  # (when the parent saw it, frames written)
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            progress.append((time.monotonic(), int(line)))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 30
+    while (not progress or time.monotonic() - progress[0][0] < 2.0) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the recorder process died"
+        time.sleep(0.05)
+    killed_at = time.monotonic()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    reader.join(5)
+    assert progress, "the recorder never wrote a frame"
+    written_1s_before = max((n for t, n in progress if t <= killed_at - 1.0), default=0)
+    assert written_1s_before > 64  # at least one complete chunk and a partial one
+
+    session = SessionReader(folder)
+    assert not session.closed_cleanly and session.manifest["frames"] is None
+    assert len(session) >= written_1s_before
+    for i in range(len(session)):
+        image, rec = session.frame(i)
+        assert rec.position == rec.frame_id == i
+        assert np.array_equal(image, fake_image(i))
+    rows = len(session.table())
+    assert rows >= len(session)
+    with open(folder / "frames.csv", "a") as fh:  # a row cut short by the kill
+        fh.write("123,45,0.1")
+    assert len(session.table()) == rows
+
+
+def test_disk_full_stops_recording_without_raising(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = fake_settings(tmp_path)
+    folder = tmp_path / "session"
+    disk_full = False
+    real_replace = os.replace
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if disk_full and str(dst).startswith(str(folder)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(recording_files.os, "replace", replace)
+    recorder = SessionRecorder(folder, settings=settings, chunk_frames=4, flush_interval_s=60)
+    assert all(recorder.write(fake_result(i, settings)) for i in range(6))
+    assert recorder.flush() and recorder.frames_saved == 6
+    disk_full = True
+    assert recorder.write(fake_result(6, settings)) is False
+    assert recorder.error is not None and "disk is full" in recorder.error
+    assert "6 frames" in recorder.error and not recorder.recording
+    assert recorder.write(fake_result(7, settings)) is False
+    recorder.close()  # the manifest update fails too: no exception
+    assert not list(folder.rglob(".*.tmp"))
+
+    session = SessionReader(folder)
+    assert not session.closed_cleanly and len(session) == 6
+    for i in range(6):
+        image, rec = session.frame(i)
+        assert rec.frame_id == i and np.array_equal(image, fake_image(i))
+    assert len(session.table()) == 6
