@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m app bench --arch resnet18 --methods gradcam,gradcam++,smoothgradcam++,scorecam,reciprocam --passes 10 --device cpu --json bench.json
+
+# On a machine with a CUDA GPU: the CUDA tests, then the engine and pipeline benchmarks on it.
+gpu-check: $(STAMP)
+	mkdir -p out/gpu
+	$(PY) -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU'; print(torch.cuda.get_device_name())"
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests/test_explain_cuda.py tests/test_explain_exactness.py
+	for arch in resnet18 mobilenet_v2 resnet50; do \
+	  $(PY) -m app bench --arch $$arch --methods gradcam++,reciprocam,smoothgradcam++ --passes 10 --device cuda --json out/gpu/bench_$$arch.json || exit 1; \
+	done
+	$(PY) -m app bench-pipeline --source ../shared/data/pcle-brain/glioblastoma/GBM_1.mpg --arch resnet18 --mode analysis --passes 10 --frames 300 --device cuda --json out/gpu/pipeline_resnet18.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
