@@ -26,15 +26,17 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m app bench --arch resnet18 --methods gradcam,gradcam++,smoothgradcam++,scorecam,reciprocam --passes 10 --device cpu --json bench.json
 
-# On a machine with a CUDA GPU: the CUDA tests, then the engine and pipeline benchmarks on it.
-gpu-check: $(STAMP)
+# On a machine with a CUDA GPU (e.g. the lent device, whose python3 already has torch,
+# torchvision and OpenCV): the CUDA tests, then the engine and pipeline benchmarks on it.
+GPU_PY ?= python3
+gpu-check:
 	mkdir -p out/gpu
-	$(PY) -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU'; print(torch.cuda.get_device_name())"
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests/test_explain_cuda.py tests/test_explain_exactness.py
+	PYTHONPATH=. $(GPU_PY) -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU'; print(torch.cuda.get_device_name())"
+	PYTHONPATH=. $(GPU_PY) -m pytest -q -p no:cacheprovider tests/test_explain_cuda.py tests/test_explain_exactness.py
 	for arch in resnet18 mobilenet_v2 resnet50; do \
-	  $(PY) -m app bench --arch $$arch --methods gradcam++,reciprocam,smoothgradcam++ --passes 10 --device cuda --json out/gpu/bench_$$arch.json || exit 1; \
+	  PYTHONPATH=. $(GPU_PY) -m app bench --arch $$arch --methods gradcam++,reciprocam,smoothgradcam++ --passes 10 --device cuda --json out/gpu/bench_$$arch.json || exit 1; \
 	done
-	$(PY) -m app bench-pipeline --source ../shared/data/pcle-brain/glioblastoma/GBM_1.mpg --arch resnet18 --mode analysis --passes 10 --frames 300 --device cuda --json out/gpu/pipeline_resnet18.json
+	PYTHONPATH=. $(GPU_PY) -m app bench-pipeline --source ../shared/data/pcle-brain/glioblastoma/GBM_1.mpg --arch resnet18 --mode analysis --passes 10 --frames 300 --device cuda --json out/gpu/pipeline_resnet18.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
