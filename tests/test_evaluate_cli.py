@@ -1,0 +1,167 @@
+"""``python -m app evaluate`` end to end on a tiny phantom data set and a random checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.cli import main
+from app.evaluate.frames import load_frames
+from app.evaluate.localisation import iou, pointing_hit
+from models.architectures import build_model
+from models.checkpoint import CheckpointMetadata, save_checkpoint
+from models.datasets import discover
+from models.frame_cache import FrameSampling
+from models.phantom import PhantomConfig, write_dataset
+
+CLASSES = ("glioblastoma", "meningioma")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("evaluate")
+    data = root / "data"
+    write_dataset(
+        data, CLASSES, videos_per_class=2, frames_per_video=6, config=PhantomConfig(96, 128)
+    )
+    model = build_model("resnet18", 2)
+    metadata = CheckpointMetadata(
+        arch="resnet18",
+        class_names=list(CLASSES),
+        input_size=(64, 64),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        target_layer="layer4",
+        dropout=0.2,
+        provenance="random initialisation (test)",
+        training={"val_recordings": [f"{c}/{c}_1.avi" for c in CLASSES]},
+    )
+    checkpoint = root / "model.pt"
+    save_checkpoint(checkpoint, model, metadata)
+    return data, checkpoint
+
+
+def _args(data: Path, checkpoint: Path, out: Path) -> list[str]:
+    return [
+        "evaluate",
+        "--data", str(data),
+        "--checkpoint", str(checkpoint),
+        "--methods", "gradcam,reciprocam",
+        "--passes", "3",
+        "--every-k", "3",
+        "--t-study", "1,2,3",
+        "--t-study-frames", "2",
+        "--figures", "1",
+        "--device", "cpu",
+        "--quiet",
+        "--out", str(out),
+    ]  # fmt: skip
+
+
+def _in_unit(value: object) -> bool:
+    return value is None or (isinstance(value, float) and 0.0 <= value <= 1.0)
+
+
+def test_evaluate_end_to_end_and_resume(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    data, checkpoint = setup
+    out = tmp_path / "out"
+    assert main(_args(data, checkpoint, out)) == 0
+    for name in ("table.md", "table.csv", "table.json", "t_study.csv", "t_study.json"):
+        assert (out / name).is_file(), name
+    for name in ("t_study.png", "scores.jsonl", "run.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert len(list((out / "figures").glob("*.png"))) == 2
+
+    table = json.loads((out / "table.json").read_text())
+    rows = table["rows"]
+    assert [(r["method"], r["mode"]) for r in rows] == [
+        ("gradcam", "original"),
+        ("gradcam", "proposed"),
+        ("reciprocam", "original"),
+        ("reciprocam", "proposed"),
+    ]
+    assert "held-out" in table["info"]["notes"]
+    assert table["info"]["recordings"] == [f"{c}/{c}_1.avi" for c in CLASSES]
+    for row in rows:
+        assert row["images"] == table["info"]["frames"] == 4  # 2 videos x frames 0, 3
+        for key in ("coherency", "complexity", "average_drop", "iou", "pointing_game"):
+            assert _in_unit(row[key]), (key, row[key])
+        for key in ("adcc_mean_of_per_image", "adcc_of_mean_components"):
+            assert _in_unit(row[key]), (key, row[key])
+            if row[key] is None:
+                assert any(row["flag_counts"].values())
+        assert row["localisation_images"] > 0
+        assert row["latency_ms"] > 0
+        assert row["passes"] == (3 if row["mode"] == "proposed" else 1)
+    assert "ADCC ↑ (mean of per-image)" in (out / "table.md").read_text()
+    assert "adcc_of_mean_components" in (out / "table.csv").read_text().splitlines()[0]
+
+    study = json.loads((out / "t_study.json").read_text())
+    assert [(r["method"], r["passes"], r["images"]) for r in study["rows"]] == [
+        ("gradcam", t, 2) for t in (1, 2, 3)
+    ]
+    assert set(study["original"]) == {"gradcam"}
+
+    lines = (out / "scores.jsonl").read_text().splitlines()
+    assert len(lines) == 4 * 4 + 3 * 2
+    assert main(_args(data, checkpoint, out)) == 0
+    assert len((out / "scores.jsonl").read_text().splitlines()) == len(lines)
+    again = json.loads((out / "table.json").read_text())
+    assert again["info"]["scored_this_run"] == 0
+    assert again["info"]["reused_from_scores_jsonl"] == len(lines)
+    assert again["rows"] == rows
+
+    # Other settings into the same folder are refused, not mixed in.
+    changed = _args(data, checkpoint, out)
+    changed[changed.index("--passes") + 1] = "4"
+    assert main(changed) == 2
+
+
+def test_masks_follow_the_frame_geometry(setup: tuple[Path, Path]) -> None:
+    data, _ = setup
+    frames, skipped = load_frames(discover(data).recordings[:1], 64, FrameSampling(2, 0.0))
+    assert not skipped and len(frames) == 3
+    for frame in frames:
+        assert frame.mask is not None and frame.mask.shape == (64, 64)
+        assert frame.mask.any() and not (frame.mask & ~frame.fov_mask).any()
+        # The phantom's structures are drawn bright or dark: the mask is not the whole disc.
+        assert frame.mask.sum() < frame.fov_mask.sum()
+
+
+def test_localisation_metrics() -> None:
+    fov = np.ones((4, 4), bool)
+    mask = np.zeros((4, 4), bool)
+    mask[:2] = True
+    map_ = np.zeros((4, 4), np.float32)
+    map_[0] = 1.0
+    assert iou(map_, mask, fov) == pytest.approx(0.5)
+    assert pointing_hit(map_, mask, fov) == 1.0
+    map_[3, 2] = 2.0
+    assert pointing_hit(map_, mask, fov) == 0.0
+    assert math.isnan(iou(np.zeros((4, 4)), np.zeros((4, 4), bool), fov))
+
+
+def test_error_paths(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, checkpoint = setup
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    cases = [
+        (["--data", str(tmp_path / "missing")], "no such data folder"),
+        (["--checkpoint", str(bad)], "bad checkpoint"),
+        (["--checkpoint", str(tmp_path / "none.pt")], "bad checkpoint"),
+        (["--methods", "gradcam,nope"], "unknown method"),
+        (["--t-study", "1,x"], "--t-study"),
+    ]
+    for extra, message in cases:
+        args = _args(data, checkpoint, tmp_path / "o")
+        for i in range(0, len(extra), 2):
+            args[args.index(extra[i]) + 1] = extra[i + 1]
+        assert main(args) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (extra, err)
