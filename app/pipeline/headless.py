@@ -29,7 +29,14 @@ from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
 from app.pipeline.sources import FrameSource
 
-__all__ = ["VIDEO_FORMATS", "ProcessReport", "count_video_frames", "csv_columns", "process"]
+__all__ = [
+    "VIDEO_FORMATS",
+    "ProcessReport",
+    "count_video_frames",
+    "csv_columns",
+    "csv_row",
+    "process",
+]
 
 VIDEO_FORMATS: tuple[tuple[str, str], ...] = (("mp4v", ".mp4"), ("MJPG", ".avi"))
 """(FourCC, suffix) tried in order for the panel video; the first OpenCV can write is used."""
@@ -90,7 +97,8 @@ def csv_columns(result: FrameResult) -> list[str]:
     ]
 
 
-def _csv_row(result: FrameResult, mean_cv: float | None, t0: float) -> dict[str, Any]:
+def csv_row(result: FrameResult, mean_cv: float | None, t0: float) -> dict[str, Any]:
+    """One frame's row for the columns of :func:`csv_columns`; times in seconds since ``t0``."""
     row: dict[str, Any] = {
         "frame_id": result.frame_id,
         "source_index": result.source_index,
@@ -230,7 +238,7 @@ def process(
                 if writer is None:
                     writer = csv.DictWriter(table, csv_columns(result), restval="")
                     writer.writeheader()
-                writer.writerow(_csv_row(result, mean_cv, start))
+                writer.writerow(csv_row(result, mean_cv, start))
                 if on_result is not None:
                     on_result(result)
                 frames += 1

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from app.pipeline.headless import csv_columns
+from app.pipeline.headless import csv_columns, csv_row
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
 from app.recording.files import fsync_dir, fsync_file, is_disk_full, write_atomic
@@ -357,27 +357,9 @@ class SessionRecorder:
             )
             self._table_writer.writeheader()
         assert self._table_writer is not None
-        t0 = self._t0
         mean_cv = record["mean_cv"]
-        row: dict[str, Any] = {
-            "frame_id": result.frame_id,
-            "source_index": result.source_index,
-            "source_time_s": f"{result.source_time:.4f}",
-            "capture_s": f"{result.capture_time - t0:.4f}",
-            "result_s": f"{result.result_time - t0:.4f}",
-            "class": result.class_name,
-            "class_index": result.class_idx,
-            "entropy_nats": f"{result.entropy:.6f}",
-            "mutual_information_nats": f"{result.mutual_information:.6f}",
-            "mean_cv_in_fov": "" if math.isnan(mean_cv) else f"{mean_cv:.6f}",
-            "latency_ms": f"{result.latency_ms:.2f}",
-            "method": record["method"],
-            "passes": record["passes"],
-        }
-        for name, p in zip(result.class_names, record["probs"].tolist(), strict=True):
-            row[f"p_{name}"] = f"{p:.6f}"
-        for stage, ms in result.timings_ms.items():
-            row[f"{stage.replace('.', '_')}_ms"] = f"{ms:.2f}"
+        row = csv_row(result, None if math.isnan(mean_cv) else mean_cv, self._t0)
+        row.update(method=record["method"], passes=record["passes"])
         self._table_writer.writerow(row)
         self._table.flush()
 
