@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.explain import METHODS
+from app.review.command import add_review_parser
 
 if TYPE_CHECKING:
     from app.pipeline import PipelineSettings
@@ -225,6 +226,16 @@ def _cmd_process(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise CommandError(f"--max-frames must be at least 1, got {args.max_frames}")
     settings = _pipeline_settings(args, Path(args.checkpoint))
+    recorder = None
+    if args.record:
+        from app.recording import RecordingError, SessionRecorder
+
+        try:
+            recorder = SessionRecorder(
+                args.record, settings=settings, source=args.video, include_paths=args.include_paths
+            )
+        except RecordingError as exc:
+            raise CommandError(str(exc)) from exc
     try:
         report = process(
             args.video,
@@ -233,9 +244,13 @@ def _cmd_process(args: argparse.Namespace) -> int:
             max_frames=args.max_frames,
             panel_height=args.panel_height,
             progress=not args.quiet,
+            on_result=None if recorder is None else recorder.write,
         )
     except (SourceError, SettingsError, RuntimeError) as exc:
         raise CommandError(str(exc)) from exc
+    finally:
+        if recorder is not None:
+            recorder.close()
     for message in report.failed:
         print(f"warning: {message}", file=sys.stderr)
     print(
@@ -243,6 +258,10 @@ def _cmd_process(args: argparse.Namespace) -> int:
         f"({report.frames_per_second:.1f} frames/s); wrote {report.video} ({report.codec}) "
         f"and {report.table}"
     )
+    if recorder is not None:
+        if recorder.error:
+            print(f"warning: {recorder.error}", file=sys.stderr)
+        print(f"recorded {recorder.frames_saved} frames into {recorder.folder}")
     return 0
 
 
@@ -347,6 +366,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
             target_class=args.target_class,
             loop=args.loop,
             snapshot_dir=args.snapshots,
+            recordings_dir=args.recordings,
         )
     except SettingsError as exc:
         raise CommandError(str(exc)) from exc
@@ -392,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay files in a loop (default: as last time, on at first)",
     )
     view.add_argument("--snapshots", help="folder for snapshots (S key); default ~/pcle-snapshots")
+    view.add_argument(
+        "--recordings", help="folder for recorded sessions (Ctrl+R); default ~/pcle-sessions"
+    )
     view.add_argument(
         "--settings", help="INI file for remembered settings and recent sources (default: per user)"
     )
@@ -465,6 +488,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     process.add_argument("--quiet", action="store_true", help="no progress bar")
     process.add_argument("--out", default=str(DEFAULT_OUT / "process"), help="output folder")
+    process.add_argument(
+        "--record",
+        metavar="SESSION",
+        help="also record a reviewable session into this new folder (python -m app review)",
+    )
+    process.add_argument(
+        "--include-paths",
+        action="store_true",
+        help="write the source's file path into the recorded session (default: its kind only)",
+    )
     process.set_defaults(handler=_cmd_process)
 
     bench_pipeline = sub.add_parser(
@@ -527,6 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.add_argument("--out", default=str(DEFAULT_OUT / "evaluate"), help="output folder")
     evaluate.set_defaults(handler=_cmd_evaluate)
+
+    add_review_parser(sub)
     return parser
 
 

@@ -92,14 +92,24 @@ class FramePreprocessor:
         self._mask_key: tuple[object, ...] | None = None
         self._mask: np.ndarray | None = None
 
-    def __call__(self, frame: np.ndarray) -> PreprocessedFrame:
-        """Preprocess one frame."""
+    def __call__(self, frame: np.ndarray, fov: FieldOfView | None = None) -> PreprocessedFrame:
+        """Preprocess one frame.
+
+        Args:
+            frame: the frame as the source delivered it.
+            fov: use this field of view instead of finding one (e.g. the one stored with a
+                recorded frame, so that a review shows exactly what the model saw); the
+                tracker is then left untouched.
+        """
         cfg = self.config
         gray = to_gray_float(frame, bit_depth=cfg.bit_depth)
         if cfg.use_fov:
-            fov = (
-                self.tracker.update(gray) if self.tracker is not None else find_field_of_view(gray)
-            )
+            if fov is None:
+                fov = (
+                    self.tracker.update(gray)
+                    if self.tracker is not None
+                    else find_field_of_view(gray)
+                )
             image = apply_field_of_view(gray, fov, crop=True)
         else:
             fov = FieldOfView.circumscribed(gray.shape, source="disabled")

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
 from app.pipeline.events import EventKind
 from app.pipeline.mode import Mode
+from app.pipeline.panel_video import VIDEO_FORMATS, PanelVideoWriter, count_video_frames
 from app.pipeline.panels import render_panels
 from app.pipeline.pipeline import Pipeline
 from app.pipeline.results import FrameResult
@@ -37,9 +35,6 @@ __all__ = [
     "csv_row",
     "process",
 ]
-
-VIDEO_FORMATS: tuple[tuple[str, str], ...] = (("mp4v", ".mp4"), ("MJPG", ".avi"))
-"""(FourCC, suffix) tried in order for the panel video; the first OpenCV can write is used."""
 
 _STAGES = ("read", "wait", "preprocess", "explain")
 
@@ -119,61 +114,6 @@ def csv_row(result: FrameResult, mean_cv: float | None, t0: float) -> dict[str, 
     return row
 
 
-def count_video_frames(path: str | Path) -> int:
-    """Frames that decode from a video file (0 when it does not open)."""
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            return 0
-        count = 0
-        while capture.grab():
-            count += 1
-        return count
-    finally:
-        capture.release()
-
-
-class _PanelVideo:
-    """Writes panel images to the first format of :data:`VIDEO_FORMATS` OpenCV can write."""
-
-    def __init__(self, stem: Path, fps: float) -> None:
-        self.stem = stem
-        self.fps = fps
-        self.path: Path | None = None
-        self.codec = ""
-        self.frames = 0
-        self._writer: cv2.VideoWriter | None = None
-        self._size: tuple[int, int] | None = None
-
-    def write(self, image: np.ndarray) -> None:
-        h, w = image.shape[:2]
-        if self._writer is None:
-            self._open(w, h)
-        elif (w, h) != self._size:  # another checkpoint mid-run: keep the video's size
-            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
-        assert self._writer is not None
-        self._writer.write(image)
-        self.frames += 1
-
-    def _open(self, w: int, h: int) -> None:
-        tried = []
-        for fourcc, suffix in VIDEO_FORMATS:
-            path = self.stem.with_name(self.stem.name + ".panels" + suffix)
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h))
-            if writer.isOpened():
-                self._writer, self.path, self.codec, self._size = writer, path, fourcc, (w, h)
-                return
-            writer.release()
-            path.unlink(missing_ok=True)
-            tried.append(fourcc)
-        raise RuntimeError(f"OpenCV cannot write any video format here (tried {tried})")
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-
-
 def process(
     source: FrameSource | str | Path | Sequence[str | Path],
     settings: PipelineSettings,
@@ -217,7 +157,7 @@ def process(
     name = Path(str(pipeline.source.name)).stem or "frames"
     stem = out / name
     table_path = stem.with_name(stem.name + ".frames.csv")
-    video = _PanelVideo(stem, pipeline.fps)
+    video = PanelVideoWriter(stem.with_name(stem.name + ".panels"), pipeline.fps)
     total = pipeline.frame_count
     if max_frames is not None:
         total = max_frames if total is None else min(total, max_frames)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -228,6 +228,12 @@ class Pipeline:
     def last_result(self) -> FrameResult | None:
         """The newest result produced, whether or not it was taken."""
         return self._worker.last_result
+
+    def set_result_tap(self, tap: Callable[[FrameResult], object] | None) -> None:
+        """Hand every analysed frame to ``tap`` as well, including those the consumer never
+        takes in live mode (None: stop). ``tap`` runs on the inference thread and must return
+        at once, e.g. :meth:`app.recording.BackgroundRecorder.submit`."""
+        self._worker.set_tap(tap)
 
     def stats(self) -> StatsSnapshot:
         """Latency (avg/p95/max over the window), fps, drops and stage timings now."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from app.pipeline.analyzer import FrameAnalyzer
 from app.pipeline.events import EventKind, EventLog
@@ -65,6 +66,7 @@ class InferenceWorker:
         self._pending: tuple[PipelineSettings, int] | None = None
         self._finished = 0
         self._last_result: FrameResult | None = None
+        self._tap: Callable[[FrameResult], object] | None = None
         self._thread = threading.Thread(target=self._run, name="pcle-inference", daemon=True)
 
     # -- lifecycle
@@ -123,6 +125,12 @@ class InferenceWorker:
         with self._lock:
             return self._last_result
 
+    def set_tap(self, tap: Callable[[FrameResult], object] | None) -> None:
+        """Hand every result to ``tap`` too (None: stop). It runs on the worker thread, before
+        the result is offered to the consumer, so it must return at once (e.g. a queue put);
+        an exception from it is logged and ignored."""
+        self._tap = tap
+
     def set_mode(self, mode: Mode) -> None:
         self._mode = Mode(mode)
         self._results.wake()
@@ -167,6 +175,12 @@ class InferenceWorker:
             self._stats.record_result(result.capture_time, result.result_time, result.timings_ms)
             with self._lock:
                 self._last_result = result
+            tap = self._tap
+            if tap is not None:
+                try:
+                    tap(result)
+                except Exception:
+                    log.exception("the result tap failed on frame %d", result.frame_id)
             if self._mode is Mode.LIVE:
                 if self._results.put(result) is not None:
                     self._stats.record_result_not_taken()

@@ -6,15 +6,20 @@ with SessionRecorder(folder, settings=settings, source="capture device 0") as re
 session = SessionReader(folder); image, record = session.frame(0)
 """
 
+from app.recording.background import BackgroundRecorder
+from app.recording.layout import DEFAULT_SESSIONS_DIR, new_session_folder
 from app.recording.manifest import RecordingError, describe_source
 from app.recording.reader import FrameRecord, SessionReader, Timeline
 from app.recording.writer import SessionRecorder
 
 __all__ = [
+    "DEFAULT_SESSIONS_DIR",
+    "BackgroundRecorder",
     "FrameRecord",
     "RecordingError",
     "SessionReader",
     "SessionRecorder",
     "Timeline",
     "describe_source",
+    "new_session_folder",
 ]

@@ -7,6 +7,7 @@
     results/chunk_00000.npz          per-frame results of a completed chunk
     results/chunk_00001.partial.npz  the chunk being filled, rewritten at every flush
     frames/chunk_00000/000000.png    source frames, one file per frame, named by position
+    bookmarks.json                   bookmarks and notes made in review (app.review.bookmarks)
 
 Frames are stored exactly as the source delivered them: 8- or 16-bit grey or colour as PNG
 (lossless, and the only common format that holds 16-bit grey), any other dtype as ``.npy``.
@@ -18,12 +19,14 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 __all__ = [
+    "DEFAULT_SESSIONS_DIR",
     "FRAMES_DIR",
     "RESULTS_DIR",
     "TABLE_NAME",
@@ -31,12 +34,16 @@ __all__ = [
     "decode_frame",
     "encode_frame",
     "frame_file",
+    "new_session_folder",
     "parse_chunk_file",
 ]
 
 RESULTS_DIR = "results"
 FRAMES_DIR = "frames"
 TABLE_NAME = "frames.csv"
+
+DEFAULT_SESSIONS_DIR = Path.home() / "pcle-sessions"
+"""Where the viewer records sessions unless told otherwise."""
 
 _CHUNK_RE = re.compile(r"^chunk_(\d{5,})(\.partial)?\.npz$")
 
@@ -88,3 +95,17 @@ def decode_frame(path: Path) -> np.ndarray:
     if image is None:
         raise OSError(f"{path} does not decode as an image")
     return image
+
+
+def new_session_folder(root: Path, now: datetime | None = None) -> Path:
+    """A fresh, not yet existing folder ``root/session-YYYYmmdd-HHMMSS[-N]`` for a recording.
+
+    The name holds the local start time only: nothing that could identify a patient.
+    """
+    stamp = (now or datetime.now()).strftime("session-%Y%m%d-%H%M%S")
+    folder = Path(root) / stamp
+    n = 2
+    while folder.exists():
+        folder = Path(root) / f"{stamp}-{n}"
+        n += 1
+    return folder

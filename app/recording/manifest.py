@@ -51,14 +51,16 @@ def software_version() -> str:
 
 
 def describe_source(source: object, *, include_paths: bool = False) -> str:
-    """A short description of a frame source for the manifest.
+    """A short description of a frame source for the manifest and for exports.
 
-    File and folder paths are reduced to their final name unless ``include_paths``: a recorded
-    session may be shared, and a path can name a patient or a user.
+    By default it names the kind of source only ("video file (.mp4)", "12 images", "capture
+    device 0"): a recorded session may be shared, and a file or folder name can name a
+    patient. ``include_paths`` keeps full, absolute paths.
 
     Args:
         source: a path (video file or image folder), a list of image paths, a capture device
-            index, a :class:`app.pipeline.sources.FrameSource`, or a ready-made description.
+            index, a :class:`app.pipeline.sources.FrameSource`, or a ready-made description
+            (a string that is not an existing path and has no path separator).
         include_paths: keep full, absolute paths.
     """
     if isinstance(source, bool):
@@ -67,16 +69,20 @@ def describe_source(source: object, *, include_paths: bool = False) -> str:
         return f"capture device {source}"
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not include_paths and not path.exists() and os.sep not in str(source):
+        if not path.exists() and os.sep not in str(source):
             return str(source)  # a description already, not a path
-        return str(path.resolve()) if include_paths else (path.name or str(path))
+        if include_paths:
+            return str(path.resolve())
+        if str(source).startswith("/dev/"):
+            return f"capture device {source}"
+        if path.is_dir():
+            return "image folder"
+        return f"video file ({path.suffix.lower() or 'no suffix'})"
     if isinstance(source, Sequence):
         paths = [Path(p) for p in source]
         if include_paths:
             return "; ".join(str(p.resolve()) for p in paths)
-        folders = {p.parent.name for p in paths}
-        where = f" in {folders.pop()}" if len(folders) == 1 and "" not in folders else ""
-        return f"{len(paths)} images{where}"
+        return f"{len(paths)} images"
     device = getattr(source, "device", None)
     if isinstance(device, int):
         return f"capture device {device}"
@@ -87,8 +93,7 @@ def describe_source(source: object, *, include_paths: bool = False) -> str:
     paths = getattr(source, "paths", None)
     if isinstance(paths, Sequence) and paths:
         return describe_source(list(paths), include_paths=include_paths)
-    name = getattr(source, "name", None)
-    return str(name) if name else type(source).__name__
+    return type(source).__name__
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:

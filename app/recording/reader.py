@@ -31,7 +31,8 @@ class FrameRecord:
 
     Times ``capture_s`` / ``result_s`` are seconds since the session started; ``mean`` and
     ``cv`` are float32 (from float16 on disk) at the target layer's resolution, CV NaN where
-    undefined; ``mean_cv_in_fov`` is None when no CV pixel in the field of view was defined.
+    undefined; ``mean_cv_in_fov`` is None when no CV pixel in the field of view was defined;
+    ``mc`` is False for the original explanation (Dropout off, one pass).
     """
 
     position: int
@@ -52,6 +53,7 @@ class FrameRecord:
     mean_cv_in_fov: float | None
     method: str
     passes: int
+    mc: bool
     fov: tuple[float, float, float]
     fov_found: bool
     timings_ms: dict[str, float]
@@ -204,6 +206,7 @@ class SessionReader:
             mean_cv_in_fov=None if math.isnan(mean_cv) else mean_cv,
             method=str(a["method"][row]),
             passes=int(a["passes"][row]),
+            mc=bool(a["mc"][row]) if "mc" in a else bool(self.manifest.get("mc", True)),
             fov=tuple(float(v) for v in a["fov"][row]),  # type: ignore[arg-type]
             fov_found=bool(a["fov_found"][row]),
             timings_ms=timings,

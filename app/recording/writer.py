@@ -301,8 +301,9 @@ class SessionRecorder:
         )
         if self._chunk and signature != self._chunk_signature:
             self._finish_chunk()  # the model changed mid-session: arrays no longer stack
-        if self._metadata_missing():
+        if self._metadata_missing():  # a review needs it (input size, classes) even after a kill
             self._manifest["checkpoint"]["metadata"] = result.metadata.to_dict()
+            write_manifest(self.folder, self._manifest)
         self._chunk_signature = signature
 
         position = self._written
@@ -337,6 +338,7 @@ class SessionRecorder:
             "fov_found": result.fov.found,
             "method": ex.method,
             "passes": int(ex.passes),
+            "mc": bool(ex.mc),
             "class_names": tuple(result.class_names),
             "timings_ms": dict(result.timings_ms),
         }
@@ -408,6 +410,7 @@ class SessionRecorder:
             "fov_found": np.array([r["fov_found"] for r in rows], dtype=bool),
             "method": np.array([r["method"] for r in rows]),
             "passes": np.array([r["passes"] for r in rows], dtype=np.int32),
+            "mc": np.array([r["mc"] for r in rows], dtype=bool),
             "class_names": np.array(rows[0]["class_names"]),
             "timing_names": np.array(stages, dtype=str),
             "timings_ms": np.array(

@@ -69,6 +69,7 @@ from app.ui.readouts import (
     stats_text,
 )
 from app.ui.recent import PreferencesStore, ViewerPreferences
+from app.ui.recording_control import RecordingControl
 from app.ui.session import OpenOutcome, OpenRequest, PipelineSession
 from app.ui.snapshot import SnapshotFiles, save_snapshot, snapshot_record
 
@@ -124,6 +125,7 @@ class MainWindow(QMainWindow):
         self.results_shown = 0
         """Results drawn into the map panels since the window opened."""
         self.last_snapshot: SnapshotFiles | None = None
+        self._review_windows: list[QMainWindow] = []
 
         self._desired: PipelineSettings = options.settings
         self._requested_version: int | None = None
@@ -194,6 +196,10 @@ class MainWindow(QMainWindow):
         self.intended_use.setToolTip("The model's intended use, from its checkpoint")
         self.intended_use.hide()
         head.addWidget(self.intended_use, 0, Qt.AlignmentFlag.AlignVCenter)
+        self.recording = RecordingControl(self.options.recordings_dir)
+        self.recording.notice.connect(self._notify)
+        self.recording.toggle_requested.connect(self.toggle_recording)
+        head.addWidget(self.recording, 0, Qt.AlignmentFlag.AlignVCenter)
         outer.addWidget(header)
 
         body = QHBoxLayout()
@@ -270,6 +276,9 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self.snapshot_action = self._action(file, "Save &snapshot", self.take_snapshot, "S")
         self._action(file, "Snapshot folder…", self._choose_snapshot_dir)
+        file.addSeparator()
+        self._action(file, "Start / stop &recording", self.toggle_recording, "Ctrl+R")
+        self._action(file, "Re&view a recorded session…", self._choose_session, "Ctrl+Shift+R")
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -354,6 +363,8 @@ class MainWindow(QMainWindow):
         pipeline = self.session.pipeline
         assert pipeline is not None
         self._requested_version = None
+        if self.recording.recording and self.recording.pipeline is not pipeline:
+            self.recording.stop("another source was opened")
         changes = _differences(pipeline.settings, self._desired)
         if changes:  # asked for while the source was opening
             self._requested_version = pipeline.update_settings(**changes)
@@ -497,6 +508,7 @@ class MainWindow(QMainWindow):
         self.history.add(now, (now - shown.result.capture_time) * 1e3)
 
     def _refresh_readouts(self, pipeline: Pipeline, now: float) -> None:
+        self.recording.refresh()
         status = pipeline.watchdog()
         self.banners.show_source_notice(stall_notice(status))
         stats = pipeline.stats()
@@ -655,6 +667,40 @@ class MainWindow(QMainWindow):
         self._notify(Notice(f"Snapshot saved: {files.png}"))
         return files
 
+    # ------------------------------------------------------------------- recording, review
+
+    def toggle_recording(self) -> None:
+        """Start recording the running source into a new session folder, or stop."""
+        if self.recording.recording:
+            self.recording.stop()
+            return
+        pipeline = self.session.pipeline
+        if pipeline is None:
+            self.recording.button.setChecked(False)
+            self._notify(Notice("Open a source before recording.", Level.WARNING))
+            return
+        self.recording.start(pipeline)
+
+    def open_review(self, folder: str | Path) -> QMainWindow | None:
+        """Open a recorded session in a review window (the live view goes on)."""
+        from app.recording import RecordingError
+        from app.ui.review_window import open_review
+
+        try:
+            window = open_review(Path(folder))
+        except (RecordingError, OSError) as exc:
+            self._notify(Notice(f"Cannot review {folder}: {exc}", Level.ERROR, True))
+            return None
+        self._review_windows = [w for w in self._review_windows if w.isVisible()] + [window]
+        window.show()
+        return window
+
+    def _choose_session(self) -> None:
+        start = self.recording.last_session or self.options.recordings_dir
+        path = QFileDialog.getExistingDirectory(self, "Review a recorded session", str(start))
+        if path:
+            self.open_review(path)
+
     # ---------------------------------------------------------------------------- dialogs
 
     def _dialog_folder(self) -> str:
@@ -714,7 +760,8 @@ class MainWindow(QMainWindow):
         box.setWindowTitle("Keyboard shortcuts")
         box.setText(
             "Space  play / pause\nLeft / Right  previous / next frame\nHome  first frame\n"
-            "S  snapshot (PNG + JSON)\nF  full screen, Escape  leave it\n"
+            "S  snapshot (PNG + JSON)\nCtrl+R  start / stop recording, "
+            "Ctrl+Shift+R  review a session\nF  full screen, Escape  leave it\n"
             "Ctrl+O  open video, Ctrl+D  capture device, Ctrl+M  model"
         )
         box.setModal(False)
@@ -741,6 +788,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop the timer and every pipeline thread, then close."""
         self._timer.stop()
+        self.recording.stop("the viewer was closed")
         with QSignalBlocker(self.panels):
             self.session.close()
         if self.store is not None:

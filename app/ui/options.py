@@ -9,6 +9,7 @@ from typing import Any
 
 from app.demo import ASSETS
 from app.pipeline import FrameSource, Mode, PipelineSettings
+from app.recording import DEFAULT_SESSIONS_DIR
 from app.ui.recent import ViewerPreferences
 from app.ui.snapshot import DEFAULT_SNAPSHOT_DIR
 from models.demo import DEMO_MODEL, DEMO_VIDEO
@@ -32,6 +33,7 @@ class ViewerOptions:
         speed: playback speed of files in live mode.
         opacity: overlay opacity, 0 to 1.
         snapshot_dir: where the S key writes snapshots.
+        recordings_dir: where the record button creates session folders.
         refresh_hz: how often the GUI looks for new frames and results.
         pipeline_options: passed to every :class:`~app.pipeline.Pipeline` (e.g.
             ``watchdog_min_s``).
@@ -44,6 +46,7 @@ class ViewerOptions:
     speed: float = 1.0
     opacity: float = 0.5
     snapshot_dir: Path = DEFAULT_SNAPSHOT_DIR
+    recordings_dir: Path = DEFAULT_SESSIONS_DIR
     refresh_hz: float = 60.0
     pipeline_options: dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +63,7 @@ def resolve_options(
     target_class: str | None = None,
     loop: bool | None = None,
     snapshot_dir: str | Path | None = None,
+    recordings_dir: str | Path | None = None,
 ) -> ViewerOptions:
     """The start options: what the command line gave, else what was remembered, else the demo.
 
@@ -88,4 +92,7 @@ def resolve_options(
         loop=preferences.loop if loop is None else loop,
         opacity=preferences.opacity,
         snapshot_dir=Path(folder).expanduser() if folder else DEFAULT_SNAPSHOT_DIR,
+        recordings_dir=Path(recordings_dir).expanduser()
+        if recordings_dir
+        else DEFAULT_SESSIONS_DIR,
     )

@@ -1,0 +1,87 @@
+"""Writing panel images (raw | enhanced | risk) to a video file OpenCV can read back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = ["VIDEO_FORMATS", "PanelVideoWriter", "count_video_frames"]
+
+VIDEO_FORMATS: tuple[tuple[str, str], ...] = (("mp4v", ".mp4"), ("MJPG", ".avi"))
+"""(FourCC, suffix) tried in order; the first OpenCV can write is used."""
+
+
+def count_video_frames(path: str | Path) -> int:
+    """Frames that decode from a video file (0 when it does not open)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            return 0
+        count = 0
+        while capture.grab():
+            count += 1
+        return count
+    finally:
+        capture.release()
+
+
+class PanelVideoWriter:
+    """Writes BGR uint8 images to ``base`` + the suffix of the first format that opens.
+
+    The size is fixed by the first image; a later image of another size (the model changed
+    mid-run) is resized to it.
+
+    Args:
+        base: the file path without its suffix (``out/clip`` gives ``out/clip.mp4``).
+        fps: the video's frame rate.
+        formats: (FourCC, suffix) pairs to try, in order.
+    """
+
+    def __init__(
+        self, base: Path, fps: float, formats: Sequence[tuple[str, str]] = VIDEO_FORMATS
+    ) -> None:
+        self.base = Path(base)
+        self.fps = float(fps) if fps > 0 else 25.0
+        self.formats = tuple(formats)
+        self.path: Path | None = None
+        self.codec = ""
+        self.frames = 0
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+
+    def write(self, image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        if self._writer is None:
+            self._open(w, h)
+        elif (w, h) != self._size:
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        assert self._writer is not None
+        self._writer.write(image)
+        self.frames += 1
+
+    def _open(self, w: int, h: int) -> None:
+        tried = []
+        for fourcc, suffix in self.formats:
+            path = self.base.with_name(self.base.name + suffix)
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h))
+            if writer.isOpened():
+                self._writer, self.path, self.codec, self._size = writer, path, fourcc, (w, h)
+                return
+            writer.release()
+            path.unlink(missing_ok=True)
+            tried.append(fourcc)
+        raise RuntimeError(f"OpenCV cannot write any video format here (tried {tried})")
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self) -> PanelVideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,195 @@
+"""A recorded session opened for review: each frame's three panels rebuilt from what was stored.
+
+The recorder keeps the source frame (lossless), the field of view found for it and the mean
+and CV maps at the target layer's resolution. The map panels are rebuilt here exactly as the
+live viewer drew them: the frame is cropped to the stored field of view and resized to the
+model's input size (the same preprocessing code, so the same pixels), and the maps are
+upsampled with the engine's NaN-aware bilinear upsampling. No model file is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.explain.statistics import upsample_map
+from app.pipeline.panels import compose_panels, header_texts
+from app.recording import FrameRecord, RecordingError, SessionReader, Timeline
+from models.fov import FieldOfView
+from models.preprocess import FramePreprocessor, PreprocessConfig
+
+__all__ = ["ReviewFrame", "ReviewSession"]
+
+
+@dataclass(frozen=True, eq=False)
+class ReviewFrame:
+    """One recorded frame, ready to draw.
+
+    Attributes:
+        position: the frame's position in the session (0-based).
+        raw: the frame as captured (dtype and layout as the source delivered it).
+        display: float32 (H, W) in [0, 1], what the model saw (input size).
+        fov_mask: bool (H, W), the field of view at input size.
+        mean: float32 (H, W), the enhanced map upsampled to ``display``'s size.
+        cv: float32 (H, W), the risk map upsampled, NaN where undefined.
+        record: the stored numbers (probabilities, entropy, timings, ...).
+    """
+
+    position: int
+    raw: np.ndarray
+    display: np.ndarray
+    fov_mask: np.ndarray
+    mean: np.ndarray
+    cv: np.ndarray
+    record: FrameRecord
+
+    def headers(self) -> tuple[str, str, str]:
+        """The text above each panel, as in headless processing."""
+        r = self.record
+        return header_texts(
+            source_index=r.source_index,
+            source_time=r.source_time_s,
+            method=r.method,
+            passes=r.passes if r.mc else None,
+            class_name=r.class_name,
+            probability=float(r.probs[r.class_idx]),
+            mean_cv=r.mean_cv_in_fov,
+        )
+
+    def panels(self, height: int | None = None) -> np.ndarray:
+        """raw | enhanced | risk as one BGR uint8 image (see
+        :func:`app.pipeline.panels.compose_panels`)."""
+        return compose_panels(
+            self.raw, self.display, self.fov_mask, self.mean, self.cv, self.headers(), height
+        )
+
+    def numbers(self) -> dict[str, Any]:
+        """The frame's numbers, JSON-ready (NaN as None)."""
+        r = self.record
+
+        def finite(value: float | None) -> float | None:
+            return None if value is None or not np.isfinite(value) else round(float(value), 6)
+
+        return {
+            "position": self.position,
+            "frame_id": r.frame_id,
+            "source_index": r.source_index,
+            "source_time_s": finite(r.source_time_s),
+            "capture_s": finite(r.capture_s),
+            "latency_ms": finite(r.latency_ms),
+            "class": r.class_name,
+            "class_index": r.class_idx,
+            "probabilities": {
+                name: finite(p) for name, p in zip(r.class_names, r.probs.tolist(), strict=True)
+            },
+            "entropy_nats": finite(r.entropy),
+            "mutual_information_nats": finite(r.mutual_information),
+            "mean_cv_in_fov": finite(r.mean_cv_in_fov),
+            "method": r.method,
+            "passes": r.passes,
+            "mc": r.mc,
+            "fov": {"cx": r.fov[0], "cy": r.fov[1], "radius": r.fov[2], "found": r.fov_found},
+            "timings_ms": {k: finite(v) for k, v in r.timings_ms.items()},
+        }
+
+
+class ReviewSession:
+    """A session folder opened for review (read-only, except for its bookmarks).
+
+    Args:
+        folder: a session folder written by :class:`app.recording.SessionRecorder`, whether it
+            closed cleanly or its process died.
+
+    Raises:
+        RecordingError: not a session, or a session that never got to its first frame's
+            model description (nothing to review).
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.reader = SessionReader(folder)
+        self.folder = self.reader.folder
+        manifest = self.reader.manifest
+        metadata = (manifest.get("checkpoint") or {}).get("metadata")
+        if not isinstance(metadata, dict) or "input_size" not in metadata:
+            if len(self.reader) == 0:
+                raise RecordingError(f"{self.folder}: the session holds no frame")
+            raise RecordingError(f"{self.folder}: the manifest does not describe the model")
+        height, width = (int(v) for v in metadata["input_size"])
+        self.class_names: tuple[str, ...] = tuple(metadata.get("class_names", ()))
+        self.preprocessor = FramePreprocessor(
+            PreprocessConfig(
+                (height, width),
+                tuple(metadata.get("mean", (0.0, 0.0, 0.0))),
+                tuple(metadata.get("std", (1.0, 1.0, 1.0))),
+                bit_depth=metadata.get("bit_depth"),
+            )
+        )
+        self._timeline: Timeline | None = None
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.reader.manifest
+
+    @property
+    def warnings(self) -> list[str]:
+        """What was skipped while opening (unreadable chunks), for the user."""
+        return self.reader.warnings
+
+    @property
+    def fps(self) -> float:
+        """The rate at which frames were recorded (median spacing of their capture times);
+        25 when unknown."""
+        times = self.timeline().time_s
+        steps = np.diff(times)
+        steps = steps[np.isfinite(steps) & (steps > 0)]
+        return float(1.0 / np.median(steps)) if steps.size else 25.0
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def timeline(self) -> Timeline:
+        """Class, mean CV and time of every frame (computed once)."""
+        if self._timeline is None:
+            self._timeline = self.reader.timeline()
+        return self._timeline
+
+    def frame(self, position: int) -> ReviewFrame:
+        """Frame ``position`` with its panels' images.
+
+        Raises:
+            IndexError: out of range.
+            RecordingError: the frame's image file is missing or corrupt.
+        """
+        raw, record = self.reader.frame(position)
+        cx, cy, radius = record.fov
+        fov = FieldOfView(cx, cy, radius, found=record.fov_found, source="recorded")
+        try:
+            pre = self.preprocessor(raw, fov=fov)
+        except ValueError as exc:
+            raise RecordingError(f"frame {position}: {exc}") from None
+        size = tuple(pre.display.shape[:2])
+        mean = upsample_map(torch.from_numpy(record.mean), size).numpy()  # type: ignore[arg-type]
+        cv = upsample_map(torch.from_numpy(record.cv), size).numpy()  # type: ignore[arg-type]
+        return ReviewFrame(
+            position=position if position >= 0 else len(self) + position,
+            raw=raw,
+            display=pre.display,
+            fov_mask=pre.fov_mask,
+            mean=mean,
+            cv=cv,
+            record=record,
+        )
+
+    def describe(self) -> str:
+        """One line: when, what source, which method and model, how many frames."""
+        m = self.manifest
+        passes = f"T={m.get('passes')}" if m.get("mc", True) else "original"
+        state = "" if self.reader.closed_cleanly else " (not closed cleanly)"
+        return (
+            f"{m.get('started_utc', '?')} · {m.get('source', '?')} · {m.get('method', '?')} "
+            f"{passes} · {(m.get('checkpoint') or {}).get('file', '?')} · {len(self)} frames{state}"
+        )
