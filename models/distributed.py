@@ -4,13 +4,16 @@ Under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous 
 the environment) :func:`init_distributed` joins the process group, with the ``nccl`` backend on
 CUDA and ``gloo`` on the CPU, on one or many machines alike. Started plainly it returns a
 single-process context whose collectives do nothing, so the training loop reads the same
-either way.
+either way. ``python -m app evaluate`` uses it too, with ``gloo`` everywhere (see
+:func:`init_distributed`).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -85,6 +88,22 @@ class DistributedContext:
         dist.all_reduce(work, op=dist.ReduceOp.MIN)
         return int(work.item())
 
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` (picklable) on every process; ``obj`` itself for a single process."""
+        if not self.enabled:
+            return obj
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather_objects(self, obj: Any) -> list[Any] | None:
+        """Every process's ``obj`` (picklable), in rank order, on rank 0; None on the others."""
+        if not self.enabled:
+            return [obj]
+        gathered: list[Any] | None = [None] * self.world_size if self.is_main else None
+        dist.gather_object(obj, gathered, dst=0)
+        return gathered
+
     def barrier(self) -> None:
         """Wait until every process gets here."""
         if self.enabled:
@@ -115,11 +134,17 @@ class DistributedContext:
             dist.destroy_process_group()
 
 
-def init_distributed(device: str = "auto") -> DistributedContext:
+def init_distributed(
+    device: str = "auto", backend: str | None = None, timeout: timedelta | None = None
+) -> DistributedContext:
     """Set up this process: join torchrun's process group if launched by it, pick the device.
 
     Args:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (see :func:`resolve_device`).
+        backend: the process group's backend; None: ``nccl`` on CUDA, ``gloo`` on the CPU.
+            ``gloo`` on CUDA suits collectives of small Python objects and lets several
+            processes share one GPU, which ``nccl`` refuses.
+        timeout: how long a collective waits for the slowest process; None: torch's default.
 
     Returns:
         The context; call :meth:`DistributedContext.shutdown` when done.
@@ -134,10 +159,13 @@ def init_distributed(device: str = "auto") -> DistributedContext:
     if world_size > 1:
         if resolved.type == "cuda":
             torch.cuda.set_device(resolved)
-        backend = "nccl" if resolved.type == "cuda" else "gloo"
+        backend = backend or ("nccl" if resolved.type == "cuda" else "gloo")
         if not dist.is_initialized():
             # device_id binds NCCL to this process's GPU up front (no guessing, no hangs).
+            options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
             dist.init_process_group(
-                backend=backend, device_id=resolved if resolved.type == "cuda" else None
+                backend=backend,
+                device_id=resolved if backend == "nccl" and resolved.type == "cuda" else None,
+                **options,
             )
     return DistributedContext(rank, world_size, local_rank, resolved)

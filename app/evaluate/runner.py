@@ -13,15 +13,36 @@ call on the explanation map E reuses the masks of the call on x (the same sub-ne
 
 Latency: the ``total`` of the explainer's own timings for the call on x, divided by the frames
 in the batch (``--batch-size 1`` measures single-frame latency as in the viewer).
+
+Many processes or GPUs: started under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``
+set), the processes join one ``gloo`` process group (:func:`models.distributed.init_distributed`)
+and share out the batches still to score, ``(method, mode, batch index)`` each, balanced by
+their cost. Process r runs on ``cuda:LOCAL_RANK`` (modulo the GPU count: processes may share a
+GPU) for ``--device auto`` or ``cuda`` where CUDA exists, else on the CPU. A batch draws its
+masks from its own seed wherever it runs, so the scores, tables and figures are those of a
+single-process run with the same ``--batch-size``; only the order of the lines of
+``scores.jsonl`` and the latencies differ. Rank 0 appends its scores to ``scores.jsonl``, rank
+r > 0 to ``scores.rank{r}.jsonl``; at the end rank 0 gathers the others' scores into
+``scores.jsonl``, the rank files are removed, and rank 0 alone writes the tables and figures.
+A rerun with any number of processes first folds the rank files an interrupted run left into
+``scores.jsonl``. ``--out`` must be a folder every process sees (one machine, or a shared file
+system). Every process prints the table; torchrun's ``--local-ranks-filter 0`` shows rank 0's
+output only::
+
+    torchrun --standalone --nproc_per_node 4 --local-ranks-filter 0 -m app evaluate \\
+        --data DATA --checkpoint CKPT --out OUT
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +59,15 @@ from app.evaluate.tables import jsonable, summarise, write_t_study, write_table
 from app.explain import METHODS, Explainer, ExplainerError, Explanation, resolve_device
 from models.checkpoint import CheckpointError, checkpoint_sha256, load_checkpoint
 from models.datasets import DatasetError, discover
+from models.distributed import DistributedContext, init_distributed
 from models.frame_cache import FrameSampling
 
 ORIGINAL, PROPOSED = "original", "proposed"
 DEFAULT_T_VALUES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 40, 80, 100)
+RANK_LOG = re.compile(r"scores\.rank(\d+)\.jsonl")
+"""Name of the scores log of rank r > 0 under torchrun (rank 0 writes ``scores.jsonl``)."""
+WAIT = timedelta(hours=12)
+"""How long a process that finished its share waits for the others under torchrun."""
 
 
 class EvaluationError(Exception):
@@ -78,6 +104,19 @@ class _Job:
     frames: Sequence[EvalFrame] = field(repr=False)
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """The frames of batch ``index`` of ``job`` still to score; ``index`` seeds its masks."""
+
+    job: _Job
+    index: int
+    frames: tuple[EvalFrame, ...] = field(repr=False)
+
+    @property
+    def cost(self) -> int:
+        return len(self.frames) * (self.job.passes + 1)
+
+
 class _Recorder:
     """Calls an explainer and keeps the first result (the call on x)."""
 
@@ -112,11 +151,28 @@ def _check(config: EvaluationConfig) -> None:
         raise EvaluationError(f"no such data folder: {config.data}")
 
 
-def _load_model(config: EvaluationConfig) -> tuple[torch.nn.Module, Any, torch.device]:
+def _join(config: EvaluationConfig) -> tuple[DistributedContext, bool]:
+    """This process's place and device; joins torchrun's process group when started by it.
+
+    Returns the context and whether this call created the process group (and so ends it).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        try:
+            device = resolve_device(config.device)
+        except (ExplainerError, RuntimeError) as exc:
+            raise EvaluationError(f"--device {config.device}: {exc}") from None
+        return DistributedContext(0, 1, 0, device), False
+    if not torch.distributed.is_available():
+        raise EvaluationError("started by torchrun, but this torch has no torch.distributed")
+    owned = not torch.distributed.is_initialized()
     try:
-        device = resolve_device(config.device)
-    except (ExplainerError, RuntimeError) as exc:
+        ctx = init_distributed(config.device, backend="gloo", timeout=WAIT)
+    except ValueError as exc:
         raise EvaluationError(f"--device {config.device}: {exc}") from None
+    return ctx, owned
+
+
+def _load_model(config: EvaluationConfig, device: torch.device) -> tuple[torch.nn.Module, Any]:
     try:
         model, metadata = load_checkpoint(config.checkpoint, device=device)
     except CheckpointError as exc:
@@ -124,7 +180,7 @@ def _load_model(config: EvaluationConfig) -> tuple[torch.nn.Module, Any, torch.d
     h, w = metadata.input_size
     if h != w:
         raise EvaluationError(f"evaluate needs a square input size, the checkpoint has {h}x{w}")
-    return model, metadata, device
+    return model, metadata
 
 
 def _settings(config: EvaluationConfig, metadata: Any, dedup: float) -> dict[str, Any]:
@@ -167,6 +223,49 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
 
 def _key(method: str, mode: str, recording: str, frame: int) -> tuple[str, str, str, int]:
     return method, mode, recording, int(frame)
+
+
+def _record_key(record: dict[str, Any]) -> tuple[str, str, str, int]:
+    return _key(record["method"], record["mode"], record["recording"], record["frame"])
+
+
+@contextlib.contextmanager
+def _appender(path: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A function appending one record as a line to ``path``, flushed at once."""
+    torn = False  # a last line cut short by an interrupted run: new lines start on their own
+    if path.exists() and path.stat().st_size:
+        with path.open("rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            torn = fh.read(1) != b"\n"
+    with path.open("a") as fh:
+        if torn:
+            fh.write("\n")
+
+        def write(record: dict[str, Any]) -> None:
+            fh.write(json.dumps(record) + "\n")
+            fh.flush()
+
+        yield write
+
+
+def _rank_log(out: Path, rank: int) -> Path:
+    return out / ("scores.jsonl" if rank == 0 else f"scores.rank{rank}.jsonl")
+
+
+def _consolidate(log: Path) -> dict[tuple[str, str, str, int], dict[str, Any]]:
+    """The records of ``log``, after folding in (and removing) the rank logs beside it."""
+    records = {_record_key(r): r for r in _read_records(log)}
+    leftovers = sorted(p for p in log.parent.iterdir() if RANK_LOG.fullmatch(p.name))
+    if leftovers:
+        with _appender(log) as write:
+            for path in leftovers:
+                for record in _read_records(path):
+                    if _record_key(record) not in records:
+                        records[_record_key(record)] = record
+                        write(record)
+        for path in leftovers:
+            path.unlink()
+    return records
 
 
 def _batch_seed(seed: int, batch: int) -> int:
@@ -215,37 +314,65 @@ def _score_batch(
     return records
 
 
-def _run_jobs(
-    jobs: Sequence[_Job],
+def _pending(
+    jobs: Sequence[_Job], batch_size: int, done: Collection[tuple[str, str, str, int]]
+) -> list[_Batch]:
+    """The batches with frames not in ``done``, in run order; each keeps only those frames."""
+    batches = []
+    for job in jobs:
+        for start in range(0, len(job.frames), batch_size):
+            chunk = job.frames[start : start + batch_size]
+            missing = tuple(f for f in chunk if _key(job.method, job.mode, *f.key) not in done)
+            if missing:
+                batches.append(_Batch(job, start // batch_size, missing))
+    return batches
+
+
+def _share(batches: Sequence[_Batch], rank: int, world_size: int) -> list[_Batch]:
+    """Process ``rank``'s batches, in run order.
+
+    The costliest batch goes first, each to the process with the least work so far (the lowest
+    rank on ties), so every process computes the same split.
+    """
+    if world_size == 1:
+        return list(batches)
+    load = [0] * world_size
+    owner = [0] * len(batches)
+    for i in sorted(range(len(batches)), key=lambda i: -batches[i].cost):
+        owner[i] = min(range(world_size), key=load.__getitem__)
+        load[owner[i]] += batches[i].cost
+    return [b for b, r in zip(batches, owner, strict=True) if r == rank]
+
+
+def _run_batches(
+    batches: Sequence[_Batch],
     model: torch.nn.Module,
     metadata: Any,
     device: torch.device,
     config: EvaluationConfig,
-    records: dict[tuple[str, str, str, int], dict[str, Any]],
     sink: Callable[[dict[str, Any]], None],
+    progress: bool,
 ) -> int:
-    """Score what ``records`` lacks; returns the number of frames scored."""
-    todo = sum(_key(j.method, j.mode, *f.key) not in records for j in jobs for f in j.frames)
+    """Score ``batches`` and pass each record to ``sink``; returns the number of frames."""
     scored = 0
-    with tqdm(total=todo, desc="scoring", unit="img", disable=not config.progress) as bar:
-        for job in jobs:
-            explainer = Explainer(
-                model, job.method, job.passes, job.mc, metadata.target_layer, device
-            )
-            for start in range(0, len(job.frames), config.batch_size):
-                chunk = job.frames[start : start + config.batch_size]
-                missing = [f for f in chunk if _key(job.method, job.mode, *f.key) not in records]
-                if not missing:
-                    continue
-                explainer.seed = _batch_seed(config.seed, start // config.batch_size)
-                bar.set_postfix_str(f"{job.method} {job.mode}")
-                for record in _score_batch(explainer, job, missing, metadata.mean, metadata.std):
-                    records[_key(job.method, job.mode, record["recording"], record["frame"])] = (
-                        record
+    explainers: dict[int, Explainer] = {}  # one per job, as its batches come in a row
+    todo = sum(len(b.frames) for b in batches)
+    with tqdm(total=todo, desc="scoring", unit="img", disable=not progress) as bar:
+        for batch in batches:
+            job = batch.job
+            if id(job) not in explainers:
+                explainers = {
+                    id(job): Explainer(
+                        model, job.method, job.passes, job.mc, metadata.target_layer, device
                     )
-                    sink(record)
-                scored += len(missing)
-                bar.update(len(missing))
+                }
+            explainer = explainers[id(job)]
+            explainer.seed = _batch_seed(config.seed, batch.index)
+            bar.set_postfix_str(f"{job.method} {job.mode}")
+            for record in _score_batch(explainer, job, batch.frames, metadata.mean, metadata.std):
+                sink(record)
+            scored += len(batch.frames)
+            bar.update(len(batch.frames))
     return scored
 
 
@@ -306,15 +433,30 @@ def run_evaluation(config: EvaluationConfig) -> dict[str, Any]:
     and ``t_study.png`` (ADCC vs T), ``figures/*.png`` (frame | original | proposed | CV),
     ``scores.jsonl`` (per-image scores, the resume log) and ``run.json`` (pinned settings).
 
+    Under ``torchrun`` every process calls this; they share the scoring, rank 0 writes the
+    outputs, and every process returns rank 0's report (the notes on rank 0 only, so that they
+    are printed once).
+
     Returns:
-        ``{"rows", "t_study", "scored", "reused", "outputs", "notes"}``.
+        ``{"rows", "t_study", "scored", "reused", "outputs", "notes", "info"}``.
 
     Raises:
         EvaluationError: a missing data root, a bad checkpoint, unknown methods, bad options,
             no readable frame, or an output folder holding other settings' scores.
     """
     _check(config)
-    model, metadata, device = _load_model(config)
+    ctx, owned = _join(config)
+    try:
+        report = _evaluate(config, ctx)
+    finally:
+        if owned:
+            ctx.shutdown()
+    return report
+
+
+def _evaluate(config: EvaluationConfig, ctx: DistributedContext) -> dict[str, Any]:
+    device = ctx.device
+    model, metadata = _load_model(config, device)
     try:
         index = discover(config.data)
     except DatasetError as exc:
@@ -353,12 +495,19 @@ def run_evaluation(config: EvaluationConfig) -> dict[str, Any]:
         raise EvaluationError("no readable frame in the selected recordings")
 
     config.out.mkdir(parents=True, exist_ok=True)
-    _pin_settings(config.out, _settings(config, metadata, dedup))
     log = config.out / "scores.jsonl"
-    records = {
-        _key(r["method"], r["mode"], r["recording"], r["frame"]): r for r in _read_records(log)
-    }
-    reused = len(records)
+    records: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    failure = None
+    if ctx.is_main:  # the others wait for run.json to be checked and the logs folded
+        try:
+            _pin_settings(config.out, _settings(config, metadata, dedup))
+            records = _consolidate(log)
+        except EvaluationError as exc:
+            failure = str(exc)
+    failure, done = ctx.broadcast_object((failure, set(records) if ctx.enabled else records))
+    if failure:
+        raise EvaluationError(failure)
+    reused = len(done)
 
     t_frames = frames[: config.t_study_frames]
     t_methods = config.methods[: max(config.t_study_methods, 0)]
@@ -368,13 +517,32 @@ def run_evaluation(config: EvaluationConfig) -> dict[str, Any]:
         for mode, mc, passes in ((ORIGINAL, False, 1), (PROPOSED, True, config.passes))
     ]
     jobs += [_Job(m, f"T={t}", True, t, t_frames) for m in t_methods for t in config.t_values]
-    with log.open("a") as fh:
+    batches = _share(_pending(jobs, config.batch_size, done), ctx.rank, ctx.world_size)
+    mine: list[dict[str, Any]] = []
+    with _appender(_rank_log(config.out, ctx.rank)) as write:
 
         def sink(record: dict[str, Any]) -> None:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
+            write(record)
+            mine.append(record)
 
-        scored = _run_jobs(jobs, model, metadata, device, config, records, sink)
+        progress = config.progress and ctx.is_main  # rank 0's share stands for the others'
+        scored = _run_batches(batches, model, metadata, device, config, sink, progress)
+    gathered = ctx.gather_objects([] if ctx.is_main else mine)
+    if ctx.enabled:
+        if ctx.is_main:
+            assert gathered is not None
+            others = [r for part in gathered for r in part]
+            with _appender(log) as write:
+                for record in others:
+                    write(record)
+            mine += others
+            scored += len(others)
+        ctx.barrier()  # every score is in scores.jsonl: the rank logs can go
+        if not ctx.is_main:
+            _rank_log(config.out, ctx.rank).unlink(missing_ok=True)
+            report = ctx.broadcast_object(None)  # once rank 0 has written everything
+            return {**report, "notes": []}
+    records.update((_record_key(r), r) for r in mine)
 
     def rows_of(job: _Job) -> list[dict[str, Any]]:
         return [records[_key(job.method, job.mode, *f.key)] for f in job.frames]
@@ -397,6 +565,8 @@ def run_evaluation(config: EvaluationConfig) -> dict[str, Any]:
         "scored_this_run": scored,
         "reused_from_scores_jsonl": reused,
     }
+    if ctx.enabled:
+        info["processes"] = ctx.world_size
     outputs = write_table(rows, config.out, info, localisation)
 
     t_rows = [summarise(rows_of(j)) for j in jobs if j.mode.startswith("T=")]
@@ -405,7 +575,7 @@ def run_evaluation(config: EvaluationConfig) -> dict[str, Any]:
     if t_rows:
         outputs += write_t_study(t_rows, references, config.out)
     outputs += _write_figures(frames[: config.figures], model, metadata, device, config)
-    return {
+    report = {
         "rows": rows,
         "t_study": t_rows,
         "scored": scored,
@@ -414,3 +584,5 @@ def run_evaluation(config: EvaluationConfig) -> dict[str, Any]:
         "notes": notes,
         "info": jsonable(info),
     }
+    ctx.broadcast_object(report)  # no-op for one process; releases the others
+    return report
