@@ -212,6 +212,10 @@ def test_keys_snapshot_and_pause(qtbot: QtBot, demo_window: MainWindow) -> None:
     assert record["result"]["settings"]["method"] == "gradcam++"
     assert {"capture_to_display_ms", "input_fps", "dropped_frames"} <= set(record["latency"])
     assert record["result"]["model"]["intended_use"] == INTENDED_USE
+    assert record["source"].startswith("video file (.mp4) · ")  # no file name, no path
+    assert "demo_video" not in files.json.read_text() and str(DEMO_CHECKPOINT.parent) not in (
+        files.json.read_text()
+    )
 
     assert not pipeline.paused
     qtbot.keyClick(window, Qt.Key.Key_Space)

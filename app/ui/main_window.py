@@ -69,7 +69,7 @@ from app.ui.readouts import (
     stats_text,
 )
 from app.ui.recent import PreferencesStore, ViewerPreferences
-from app.ui.recording_control import RecordingControl
+from app.ui.recording_control import RecordingControl, shareable_source
 from app.ui.session import OpenOutcome, OpenRequest, PipelineSession
 from app.ui.snapshot import SnapshotFiles, save_snapshot, snapshot_record
 
@@ -651,7 +651,7 @@ class MainWindow(QMainWindow):
         record = snapshot_record(
             shown.result if shown else None,
             pipeline.stats() if pipeline is not None else None,
-            source=describe_source(pipeline.source) if pipeline is not None else "",
+            source=shareable_source(pipeline.source) if pipeline is not None else "",
             mode=self._mode.value,
             device=pipeline.device if pipeline is not None else self._desired.device,
             mean_cv=shown.mean_cv if shown else None,

@@ -13,16 +13,26 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-from app.pipeline import Pipeline
+from app.pipeline import FrameSource, Pipeline
 from app.recording import (
     BackgroundRecorder,
     RecordingError,
     SessionRecorder,
+    describe_source,
     new_session_folder,
 )
 from app.ui.notices import Level, Notice
 
-__all__ = ["RecordingControl", "format_elapsed"]
+__all__ = ["RecordingControl", "format_elapsed", "shareable_source"]
+
+
+def shareable_source(source: FrameSource) -> str:
+    """What a source is, for files others may read (snapshots): its kind and rate, never a
+    file name or path (``video file (.mp4) · 24 fps · 210 frames``)."""
+    parts = [describe_source(source), f"{source.fps:g} fps"]
+    if source.frame_count is not None:
+        parts.append(f"{source.frame_count} frames")
+    return " · ".join(parts)
 
 
 def format_elapsed(seconds: float) -> str:

@@ -86,7 +86,7 @@ def _result_record(result: FrameResult, mean_cv: float | None) -> dict[str, Any]
             "target_class": settings.target_class,
             "device": settings.device,
             "seed": settings.seed,
-            "checkpoint": str(settings.checkpoint),
+            "checkpoint": settings.checkpoint.name,  # a file name, never a path
         },
         "model": {
             "arch": result.metadata.arch,
