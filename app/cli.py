@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -329,6 +330,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         report = run_evaluation(config)
     except EvaluationError as exc:
         raise CommandError(str(exc)) from exc
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
     for note in report["notes"]:
         print(f"note: {note}", file=sys.stderr)
     print((Path(args.out) / "table.md").read_text())
@@ -552,7 +555,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--t-study-methods", type=int, default=1, help="how many of --methods the T study covers"
     )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
-    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    evaluate.add_argument(
+        "--device",
+        default="auto",
+        help="auto, cpu, cuda, cuda:N; under torchrun each process takes cuda:LOCAL_RANK",
+    )
     evaluate.add_argument(
         "--batch-size", type=int, default=8, help="frames per explainer call (1: viewer latency)"
     )

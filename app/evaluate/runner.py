@@ -26,10 +26,9 @@ r > 0 to ``scores.rank{r}.jsonl``; at the end rank 0 gathers the others' scores 
 ``scores.jsonl``, the rank files are removed, and rank 0 alone writes the tables and figures.
 A rerun with any number of processes first folds the rank files an interrupted run left into
 ``scores.jsonl``. ``--out`` must be a folder every process sees (one machine, or a shared file
-system). Every process prints the table; torchrun's ``--local-ranks-filter 0`` shows rank 0's
-output only::
+system). Only rank 0's command prints the table::
 
-    torchrun --standalone --nproc_per_node 4 --local-ranks-filter 0 -m app evaluate \\
+    torchrun --standalone --nproc_per_node 4 -m app evaluate \\
         --data DATA --checkpoint CKPT --out OUT
 """
 
