@@ -700,8 +700,8 @@ class ReviewWindow(QMainWindow):
         self.pause()
         self.show_frame(target)
         self.statusBar().showMessage(
-            f"Uncertain moment at #{target}: mean CV {self.timeline.mean_cv[target]:.2f} "
-            f"≥ {self.threshold:.2f}",
+            f"Uncertain moment at #{target}: mean CV {self.timeline.mean_cv[target]:.3g} "
+            f"≥ {self.threshold:.3g}",
             5000,
         )
         return target

@@ -179,7 +179,7 @@ class TimelineStrip(pg.GraphicsLayoutWidget):
         if self.threshold is not None:
             parts.append(
                 f"<span style='color:{COLOURS['warning']}'>╌</span>&nbsp;uncertain ≥ "
-                f"{self.threshold:.2f}"
+                f"{self.threshold:.3g}"
             )
         parts.append(f"<span style='color:{_BOOKMARK}'>▼</span>&nbsp;bookmark")
         return (
