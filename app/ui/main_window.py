@@ -39,7 +39,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.overlay import ENHANCED_LEVELS, RISK_LEVELS, to_uint8_gray
 from app.pipeline import (
     EventKind,
     FrameResult,
@@ -55,10 +54,10 @@ from app.pipeline import (
 from app.ui.banner import BannerOverlay
 from app.ui.controls import PlaybackControls, SettingsControls
 from app.ui.latency_plot import LatencyHistory
-from app.ui.map_layers import circle_outline, frame_to_gray8, map_to_rgba, mask_outline
+from app.ui.map_layers import circle_outline, frame_to_gray8
 from app.ui.notices import Level, Notice, event_notice, failure_notice, stall_notice
 from app.ui.options import ViewerOptions
-from app.ui.panels import ENHANCED_SCALE, RISK_SCALE, PanelRow
+from app.ui.panels import PanelRow
 from app.ui.readout_panel import ReadoutPanel
 from app.ui.readouts import (
     Prediction,
@@ -87,7 +86,6 @@ class _Shown:
 
     pipeline: Pipeline
     result: FrameResult
-    base: np.ndarray
     mean: np.ndarray
     cv: np.ndarray
     mean_cv: float | None
@@ -464,13 +462,8 @@ class MainWindow(QMainWindow):
 
     def _show_result(self, pipeline: Pipeline, result: FrameResult) -> None:
         mean, cv = result.maps()
-        base = to_uint8_gray(result.display)
-        self._shown = _Shown(pipeline, result, base, mean, cv, result.mean_cv_in_fov(cv))
-        outline = mask_outline(result.fov_mask)
-        for panel in (self.panels.enhanced, self.panels.risk):
-            panel.show_image(base)
-            panel.show_outline(outline)
-        self._draw_overlays()
+        self._shown = _Shown(pipeline, result, mean, cv, result.mean_cv_in_fov(cv))
+        self.panels.show_maps(result.display, result.fov_mask, mean, cv, self._opacity)
         raw = self.panels.raw.image
         fov = result.fov
         if raw is not None and raw.shape[:2] == result.raw.shape[:2]:
@@ -490,13 +483,7 @@ class MainWindow(QMainWindow):
         shown = self._shown
         if shown is None:
             return
-        mask = shown.result.fov_mask
-        self.panels.enhanced.show_overlay(
-            map_to_rgba(shown.mean, ENHANCED_LEVELS, ENHANCED_SCALE.lut, self._opacity, mask)
-        )
-        self.panels.risk.show_overlay(
-            map_to_rgba(shown.cv, RISK_LEVELS, RISK_SCALE.lut, self._opacity, mask)
-        )
+        self.panels.show_map_overlays(shown.result.fov_mask, shown.mean, shown.cv, self._opacity)
 
     def _maps_painted(self) -> None:
         shown = self._shown

@@ -20,8 +20,14 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QPaintEvent, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
-from app.overlay import ENHANCED_COLORMAP, ENHANCED_LEVELS, RISK_COLORMAP, RISK_LEVELS
-from app.ui.map_layers import colormap_lut
+from app.overlay import (
+    ENHANCED_COLORMAP,
+    ENHANCED_LEVELS,
+    RISK_COLORMAP,
+    RISK_LEVELS,
+    to_uint8_gray,
+)
+from app.ui.map_layers import colormap_lut, map_to_rgba, mask_outline
 from app.ui.theme import COLOURS
 
 __all__ = ["ENHANCED_SCALE", "RISK_SCALE", "ColourScale", "ImagePanel", "PanelRow"]
@@ -224,6 +230,41 @@ class PanelRow(QWidget):
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self.fit_heights()
+
+    def show_maps(
+        self,
+        display: np.ndarray,
+        fov_mask: np.ndarray,
+        mean: np.ndarray,
+        cv: np.ndarray,
+        opacity: float,
+    ) -> None:
+        """Draw an analysed frame's two map panels: the model's input in grey, the field-of-view
+        outline, and the enhanced and risk maps (see :meth:`show_map_overlays`).
+
+        Args:
+            display: float (H, W) in [0, 1], what the model saw.
+            fov_mask: bool (H, W), the field of view at input size.
+            mean: the enhanced map at ``display``'s size.
+            cv: the risk map at ``display``'s size, NaN where undefined.
+            opacity: overlay opacity, 0 to 1.
+        """
+        base = to_uint8_gray(display)
+        outline = mask_outline(fov_mask)
+        for panel in (self.enhanced, self.risk):
+            panel.show_image(base)
+            panel.show_outline(outline)
+        self.show_map_overlays(fov_mask, mean, cv, opacity)
+
+    def show_map_overlays(
+        self, fov_mask: np.ndarray, mean: np.ndarray, cv: np.ndarray, opacity: float
+    ) -> None:
+        """Redraw only the map overlays (e.g. at another opacity), on their fixed colour scales,
+        transparent where a map is undefined or outside the field of view."""
+        self.enhanced.show_overlay(
+            map_to_rgba(mean, ENHANCED_LEVELS, ENHANCED_SCALE.lut, opacity, fov_mask)
+        )
+        self.risk.show_overlay(map_to_rgba(cv, RISK_LEVELS, RISK_SCALE.lut, opacity, fov_mask))
 
     def grab_panels(self) -> QPixmap:
         """A picture of the three panels (without the empty bands around them)."""

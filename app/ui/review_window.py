@@ -1,7 +1,7 @@
 """Review mode: a recorded session played back with its three panels, no model needed.
 
 The panels are drawn from what the recorder stored (:class:`app.review.ReviewSession`) the way
-the live viewer draws a result (:func:`draw_maps`). Below them, the playback bar and the
+the live viewer draws a result (:meth:`PanelRow.show_maps`). Below them, the playback bar and the
 timeline strip (class and mean CV per frame, to find the uncertain moments); on the right the
 frame's numbers and the bookmarks with their notes, saved in the session folder. Exports: a
 clip (three-panel video of a span) and a snapshot (PNG + JSON of the frame shown).
@@ -50,7 +50,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.overlay import ENHANCED_LEVELS, RISK_LEVELS, to_uint8_gray
 from app.recording import FrameRecord, RecordingError
 from app.review import (
     BookmarkError,
@@ -67,9 +66,9 @@ from app.review import (
 from app.ui.banner import BannerOverlay
 from app.ui.bookmark_panel import BookmarkPanel, format_clock
 from app.ui.latency_plot import LatencyHistory
-from app.ui.map_layers import circle_outline, frame_to_gray8, map_to_rgba, mask_outline
+from app.ui.map_layers import circle_outline, frame_to_gray8
 from app.ui.notices import Level, Notice
-from app.ui.panels import ENHANCED_SCALE, RISK_SCALE, PanelRow
+from app.ui.panels import PanelRow
 from app.ui.readout_panel import ReadoutPanel
 from app.ui.readouts import ClassProbability, Prediction, method_label
 from app.ui.snapshot import DEFAULT_SNAPSHOT_DIR
@@ -79,7 +78,6 @@ from app.ui.timeline_strip import TimelineStrip
 __all__ = [
     "REVIEW_OPACITY",
     "ReviewWindow",
-    "draw_maps",
     "open_review",
     "record_prediction",
     "run_review",
@@ -90,28 +88,6 @@ REVIEW_OPACITY = 0.5
 _MAX_PLAY_FPS = 60.0
 _FRAME_ERRORS = (RecordingError, OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 """What reading a damaged frame can raise; shown on the panels, never a crash."""
-
-
-def draw_maps(
-    panels: PanelRow,
-    display: np.ndarray,
-    fov_mask: np.ndarray,
-    mean: np.ndarray,
-    cv: np.ndarray,
-    opacity: float = REVIEW_OPACITY,
-) -> None:
-    """Draw a frame's two map panels as the live viewer does: the model's input in grey, the
-    field-of-view outline, the enhanced and risk maps on their fixed scales (transparent where
-    undefined or outside the field of view)."""
-    base = to_uint8_gray(display)
-    outline = mask_outline(fov_mask)
-    for panel in (panels.enhanced, panels.risk):
-        panel.show_image(base)
-        panel.show_outline(outline)
-    panels.enhanced.show_overlay(
-        map_to_rgba(mean, ENHANCED_LEVELS, ENHANCED_SCALE.lut, opacity, fov_mask)
-    )
-    panels.risk.show_overlay(map_to_rgba(cv, RISK_LEVELS, RISK_SCALE.lut, opacity, fov_mask))
 
 
 def record_prediction(record: FrameRecord) -> Prediction:
@@ -601,7 +577,7 @@ class ReviewWindow(QMainWindow):
         raw.set_caption(
             f"frame #{frame.position}  ·  source #{r.source_index}  ·  {r.source_time_s:.2f} s"
         )
-        draw_maps(self.panels, frame.display, frame.fov_mask, frame.mean, frame.cv)
+        self.panels.show_maps(frame.display, frame.fov_mask, frame.mean, frame.cv, REVIEW_OPACITY)
         passes = _passes_text(r)
         self.panels.enhanced.set_title(
             "Enhanced attribution", f"{method_label(r.method)} · {passes}"
