@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -54,6 +55,8 @@ def fake_image(i: int, kind: str = "grey8") -> np.ndarray:
         return rng.integers(0, 65535, (24, 20), dtype=np.uint16)
     if kind == "bgr8":
         return rng.integers(0, 255, (24, 20, 3), dtype=np.uint8)
+    if kind == "grey3":  # grey video as OpenCV decodes it: three equal channels
+        return np.repeat(rng.integers(0, 255, (24, 20, 1), dtype=np.uint8), 3, axis=2)
     if kind == "float":
         return rng.random((24, 20), dtype=np.float32)
     return np.full((24, 20), i % 256, dtype=np.uint8)
@@ -106,8 +109,8 @@ def fake_result(i: int, settings: PipelineSettings, kind: str = "grey8") -> Fram
 
 def test_round_trip(tmp_path: Path) -> None:
     settings = fake_settings(tmp_path)
-    kinds = ["grey8", "grey16", "bgr8", "float"]
-    results = [fake_result(i, settings, kinds[i % 4]) for i in range(10)]
+    kinds = ["grey8", "grey16", "bgr8", "float", "grey3"]
+    results = [fake_result(i, settings, kinds[i % 5]) for i in range(10)]
     video = tmp_path / "secret-patient" / "clip.avi"
     with SessionRecorder(
         tmp_path / "session", settings=settings, source=video, chunk_frames=4
@@ -142,6 +145,11 @@ def test_round_trip(tmp_path: Path) -> None:
         assert rec.mean_cv_in_fov == pytest.approx(r.mean_cv_in_fov(), rel=1e-5)
         assert rec.latency_ms == pytest.approx(50, abs=1) and rec.timings_ms["read"] == 0.5
         assert rec.fov == (10.0, 12.0, 9.0)
+
+    files = sorted(p.name for p in (tmp_path / "session" / "frames").rglob("00000[0-4]*"))
+    assert files == ["000000.png", "000001.png", "000002.png", "000003.npy", "000004.g3.png"]
+    grey3 = next((tmp_path / "session").rglob("000004.g3.png"))
+    assert cv2.imread(str(grey3), cv2.IMREAD_UNCHANGED).shape == (24, 20)  # one channel on disk
 
     timeline = session.timeline()
     assert timeline.class_idx.tolist() == [r.class_idx for r in results]

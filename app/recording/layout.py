@@ -11,6 +11,9 @@
 
 Frames are stored exactly as the source delivered them: 8- or 16-bit grey or colour as PNG
 (lossless, and the only common format that holds 16-bit grey), any other dtype as ``.npy``.
+A colour frame whose three channels are equal (OpenCV decodes grey video that way) is stored
+as one grey channel (``.g3.png``) and read back as the same three-channel array: lossless, and
+a third of the encoding work.
 One file per frame (rather than a per-chunk FFV1 video) keeps every frame readable after a
 kill: an .avi whose writer died has no index and may not open.
 """
@@ -45,6 +48,9 @@ TABLE_NAME = "frames.csv"
 DEFAULT_SESSIONS_DIR = Path.home() / "pcle-sessions"
 """Where the viewer records sessions unless told otherwise."""
 
+GREY3_SUFFIX = ".g3.png"
+"""Suffix of a colour frame whose three channels were equal, stored as one grey channel."""
+
 _CHUNK_RE = re.compile(r"^chunk_(\d{5,})(\.partial)?\.npz$")
 
 
@@ -59,9 +65,9 @@ def parse_chunk_file(name: str) -> tuple[int, bool] | None:
     return (int(match.group(1)), match.group(2) is not None) if match else None
 
 
-def frame_file(chunk: int, position: int, image: np.ndarray) -> str:
-    """Path of a frame's file relative to the session folder (suffix chosen by dtype)."""
-    suffix = ".png" if _png_ok(image) else ".npy"
+def frame_file(chunk: int, position: int, suffix: str) -> str:
+    """Path of a frame's file relative to the session folder; ``suffix`` from
+    :func:`encode_frame`."""
     return f"{FRAMES_DIR}/chunk_{chunk:05d}/{position:06d}{suffix}"
 
 
@@ -71,16 +77,31 @@ def _png_ok(image: np.ndarray) -> bool:
     return image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))
 
 
-def encode_frame(image: np.ndarray) -> bytes:
-    """The bytes of a frame's file: PNG for 8/16-bit images, ``.npy`` otherwise; lossless."""
+def _grey_in_colour(image: np.ndarray) -> bool:
+    """A 3-channel 8/16-bit frame whose channels are equal (how OpenCV decodes grey video)."""
+    return (
+        _png_ok(image)
+        and image.ndim == 3
+        and image.shape[2] == 3
+        and np.array_equal(image[..., 0], image[..., 1])
+        and np.array_equal(image[..., 1], image[..., 2])
+    )
+
+
+def encode_frame(image: np.ndarray) -> tuple[str, bytes]:
+    """A frame's file suffix and bytes, lossless: PNG for 8/16-bit images (one grey channel,
+    ``.g3.png``, for colour frames whose channels are equal), ``.npy`` otherwise."""
+    suffix = ".png"
+    if _grey_in_colour(image):
+        image, suffix = np.ascontiguousarray(image[..., 0]), GREY3_SUFFIX
     if _png_ok(image):
         ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:
             raise ValueError(f"OpenCV cannot encode a {image.dtype} {image.shape} frame as PNG")
-        return buffer.tobytes()
+        return suffix, buffer.tobytes()
     out = io.BytesIO()
     np.save(out, np.ascontiguousarray(image), allow_pickle=False)
-    return out.getvalue()
+    return ".npy", out.getvalue()
 
 
 def decode_frame(path: Path) -> np.ndarray:
@@ -94,6 +115,10 @@ def decode_frame(path: Path) -> np.ndarray:
     image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise OSError(f"{path} does not decode as an image")
+    if path.name.endswith(GREY3_SUFFIX):
+        if image.ndim != 2:
+            raise OSError(f"{path} should hold one grey channel")
+        return np.repeat(image[..., None], 3, axis=2)
     return image
 
 

@@ -308,12 +308,13 @@ class SessionRecorder:
 
         position = self._written
         raw = np.asarray(result.raw)
-        relative = frame_file(self._chunk_index, position, raw)
+        suffix, payload = encode_frame(raw)
+        relative = frame_file(self._chunk_index, position, suffix)
         path = self.folder / relative
         if not path.parent.exists():
             path.parent.mkdir(parents=True)
             self._unsynced.append(path.parent.parent)
-        write_atomic(path, encode_frame(raw), sync=False)
+        write_atomic(path, payload, sync=False)
         self._unsynced.append(path)
 
         mean_cv = result.mean_cv_in_fov()
