@@ -34,7 +34,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -70,6 +69,7 @@ from app.ui.readouts import (
 from app.ui.recent import PreferencesStore, ViewerPreferences
 from app.ui.recording_control import RecordingControl, shareable_source
 from app.ui.session import OpenOutcome, OpenRequest, PipelineSession
+from app.ui.side_column import side_column
 from app.ui.snapshot import SnapshotFiles, save_snapshot, snapshot_record
 
 __all__ = ["MainWindow"]
@@ -221,15 +221,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.controls)
         self.readouts = ReadoutPanel(self.history)
         column.addWidget(self.readouts, 1)
-        scroll = QScrollArea()
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        bar = scroll.verticalScrollBar().sizeHint().width()
-        scroll.setFixedWidth(max(320, side.minimumSizeHint().width() + bar + 6))
-        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        body.addWidget(scroll)
+        body.addWidget(side_column(side, min_width=320))
         outer.addLayout(body, 1)
         self.setCentralWidget(central)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import signal
 import sys
 import zipfile
 from collections.abc import Callable
@@ -41,7 +40,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressDialog,
     QPushButton,
-    QScrollArea,
     QSlider,
     QSpinBox,
     QStyle,
@@ -71,6 +69,7 @@ from app.ui.notices import Level, Notice
 from app.ui.panels import PanelRow
 from app.ui.readout_panel import ReadoutPanel
 from app.ui.readouts import ClassProbability, Prediction, method_label
+from app.ui.side_column import side_column
 from app.ui.snapshot import DEFAULT_SNAPSHOT_DIR
 from app.ui.theme import COLOURS
 from app.ui.timeline_strip import TimelineStrip
@@ -338,15 +337,7 @@ class ReviewWindow(QMainWindow):
         self.bookmark_panel.bookmarks_changed.connect(self._bookmarks_changed)
         self.bookmark_panel.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         column.addWidget(self.bookmark_panel, 1)
-        scroll = QScrollArea()
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        bar = scroll.verticalScrollBar().sizeHint().width()
-        scroll.setFixedWidth(max(340, side.minimumSizeHint().width() + bar + 6))
-        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        body.addWidget(scroll)
+        body.addWidget(side_column(side, min_width=340))
         outer.addLayout(body, 1)
         self.setCentralWidget(central)
 
@@ -812,7 +803,7 @@ def open_review(
 
 def run_review(folder: Path, export_dir: Path | None = None) -> int:
     """Review a session until its window closes; the exit status (1: it cannot be opened)."""
-    from app.ui.viewer import application
+    from app.ui.viewer import application, exec_until_closed
 
     app = application()
     try:
@@ -823,13 +814,4 @@ def run_review(folder: Path, export_dir: Path | None = None) -> int:
         return 1
     window = ReviewWindow(session, export_dir=export_dir)
     window.showMaximized()
-    # Ctrl+C in the terminal closes the window instead of being lost inside Qt's event loop.
-    signal.signal(signal.SIGINT, lambda *_: window.close())
-    wake = QTimer()
-    wake.timeout.connect(lambda: None)
-    wake.start(200)
-    try:
-        return app.exec()
-    finally:
-        wake.stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return exec_until_closed(app, window)

@@ -11,14 +11,14 @@ import sys
 from collections.abc import Sequence
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app.ui.main_window import MainWindow
 from app.ui.options import ViewerOptions
 from app.ui.recent import PreferencesStore
 from app.ui.theme import apply_theme
 
-__all__ = ["application", "run_viewer"]
+__all__ = ["application", "exec_until_closed", "run_viewer"]
 
 _THEMED = "pcle_viewer_themed"
 
@@ -47,8 +47,15 @@ def run_viewer(
         window.toggle_fullscreen()
     else:
         window.showMaximized()
-    # Ctrl+C in the terminal closes the window (stopping the pipeline) instead of being lost
-    # inside Qt's event loop: a timer lets the interpreter run its signal handlers.
+    return exec_until_closed(app, window)
+
+
+def exec_until_closed(app: QApplication, window: QWidget) -> int:
+    """Run the event loop until ``window`` closes; the exit status.
+
+    Ctrl+C in the terminal closes the window (stopping what it runs) instead of being lost
+    inside Qt's event loop: a timer lets the interpreter run its signal handlers.
+    """
     signal.signal(signal.SIGINT, lambda *_: window.close())
     wake = QTimer()
     wake.timeout.connect(lambda: None)
