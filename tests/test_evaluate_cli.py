@@ -98,6 +98,26 @@ def test_evaluate_end_to_end_and_resume(setup: tuple[Path, Path], tmp_path: Path
         assert row["latency_ms"] > 0
         assert row["passes"] == (3 if row["mode"] == "proposed" else 1)
     assert "ADCC ↑ (mean of per-image)" in (out / "table.md").read_text()
+    scores = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+
+    def defined(value: float | None) -> bool:
+        return value is not None and math.isfinite(value)
+
+    for method in ("gradcam", "reciprocam"):
+        paired = table["paired_comparison"][method]
+        adcc = {mode: {} for mode in ("original", "proposed")}
+        for r in scores:
+            if r["method"] == method and r["mode"] in adcc:
+                adcc[r["mode"]][(r["recording"], r["frame"])] = r["adcc"]
+        both = [
+            k for k, v in adcc["proposed"].items() if defined(v) and defined(adcc["original"][k])
+        ]
+        assert paired["pairs"] == len(both)
+        if both:
+            d = [adcc["proposed"][k] - adcc["original"][k] for k in both]
+            assert paired["mean_difference"] == pytest.approx(sum(d) / len(d))
+            assert paired["ci_low"] <= paired["mean_difference"] <= paired["ci_high"]
+    assert "paired by image" in (out / "table.md").read_text()
     assert "adcc_of_mean_components" in (out / "table.csv").read_text().splitlines()[0]
 
     study = json.loads((out / "t_study.json").read_text())

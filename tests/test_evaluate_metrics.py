@@ -230,3 +230,24 @@ def test_aggregate_of_nothing_is_nan_not_an_error() -> None:
     summary = aggregate([])
     assert summary["images"] == 0 and math.isnan(summary["mean_of_per_image_adcc"])
     assert math.isnan(summary["adcc_of_mean_components"])
+
+
+def test_paired_comparison_golden_values() -> None:
+    from app.evaluate.comparison import paired_comparison, verdict
+
+    def records(values: list[float | None], recording: str = "a") -> list[dict[str, object]]:
+        return [{"recording": recording, "frame": i, "adcc": v} for i, v in enumerate(values)]
+
+    original = records([0.5, 0.6, 0.7, None, 0.8]) + records([0.2], "b")
+    proposed = records([0.6, 0.6, 0.6, 0.9, math.nan]) + records([0.5], "b")
+    c = paired_comparison(original, proposed, seed=3)
+    assert c["pairs"] == 4  # frame 3 (original undefined) and frame 4 (proposed NaN) drop out
+    assert c["mean_difference"] == pytest.approx((0.1 + 0.0 - 0.1 + 0.3) / 4)
+    assert (c["higher"], c["tied"], c["lower"]) == (2, 1, 1)
+    assert c["at_least_as_good"] == pytest.approx(0.75)
+    assert c["per_recording"] == pytest.approx({"a": 0.0, "b": 0.3})
+    assert c["ci_low"] <= c["mean_difference"] <= c["ci_high"]
+    assert c == paired_comparison(original, proposed, seed=3)  # seeded
+    assert verdict(0.01, 0.2) == "proposed higher" and verdict(-0.2, -0.01) == "proposed lower"
+    assert verdict(-0.1, 0.1) == "no detectable difference"
+    assert paired_comparison(original, [], seed=0)["verdict"] == "no paired images"

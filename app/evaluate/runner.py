@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from app.evaluate.comparison import paired_comparison
 from app.evaluate.figures import compose_figure
 from app.evaluate.frames import EvalFrame, load_frames, to_input
 from app.evaluate.localisation import iou, pointing_hit, upsampled
@@ -218,6 +219,10 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:  # a line cut short by an interrupted run: rescored
             continue
     return records
+
+
+def _find(jobs: Sequence[_Job], method: str, mode: str) -> _Job:
+    return next(j for j in jobs if j.method == method and j.mode == mode)
 
 
 def _key(method: str, mode: str, recording: str, frame: int) -> tuple[str, str, str, int]:
@@ -566,7 +571,15 @@ def _evaluate(config: EvaluationConfig, ctx: DistributedContext) -> dict[str, An
     }
     if ctx.enabled:
         info["processes"] = ctx.world_size
-    outputs = write_table(rows, config.out, info, localisation)
+    comparisons = {
+        method: paired_comparison(
+            rows_of(_find(main_jobs, method, ORIGINAL)),
+            rows_of(_find(main_jobs, method, PROPOSED)),
+            seed=config.seed,
+        )
+        for method in config.methods
+    }
+    outputs = write_table(rows, config.out, info, localisation, comparisons)
 
     t_rows = [summarise(rows_of(j)) for j in jobs if j.mode.startswith("T=")]
     t_keys = {f.key for f in t_frames}
@@ -576,6 +589,7 @@ def _evaluate(config: EvaluationConfig, ctx: DistributedContext) -> dict[str, An
     outputs += _write_figures(frames[: config.figures], model, metadata, device, config)
     report = {
         "rows": rows,
+        "comparisons": comparisons,
         "t_study": t_rows,
         "scored": scored,
         "reused": reused,

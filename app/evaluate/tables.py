@@ -104,10 +104,37 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _comparison_lines(comparisons: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    lines = [
+        "",
+        "## Proposed - original, paired by image (ADCC)",
+        "",
+        "| Method | Pairs | Mean difference | 95 % CI (bootstrap) | Proposed >= original "
+        "| Higher / tied / lower | Per recording | Verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for method, c in comparisons.items():
+        per = ", ".join(f"{k}: {v:+.4f}" for k, v in c["per_recording"].items()) or "-"
+        lines.append(
+            f"| {method} | {c['pairs']} | {c['mean_difference']:+.4f} | "
+            f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['at_least_as_good']:.1%} | "
+            f"{c['higher']} / {c['tied']} / {c['lower']} | {per} | {c['verdict']} |"
+        )
+    return lines
+
+
 def write_table(
-    rows: Sequence[Mapping[str, Any]], out: Path, info: Mapping[str, Any], localisation: bool
+    rows: Sequence[Mapping[str, Any]],
+    out: Path,
+    info: Mapping[str, Any],
+    localisation: bool,
+    comparisons: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Path]:
-    """Write ``table.md``, ``table.csv`` and ``table.json``; returns their paths."""
+    """Write ``table.md``, ``table.csv`` and ``table.json``; returns their paths.
+
+    ``comparisons`` ({method: :func:`app.evaluate.comparison.paired_comparison`}) adds the
+    paired proposed-vs-original section to the Markdown and the JSON.
+    """
     columns = COLUMNS + (LOCALISATION_COLUMNS if localisation else ())
     lines = ["# Explanation quality: original vs proposed (MC Dropout)", ""]
     lines += [f"- {k}: {_cell(v) if not isinstance(v, str) else v}" for k, v in info.items()]
@@ -124,6 +151,8 @@ def write_table(
         "components): harmonic mean of the three column means. Flags: images per undefined "
         "or limit case (see app.evaluate.scoring.FLAGS).",
     ]
+    if comparisons:
+        lines += _comparison_lines(comparisons)
     paths = [out / "table.md", out / "table.csv", out / "table.json"]
     paths[0].write_text("\n".join(lines) + "\n")
     with paths[1].open("w", newline="") as fh:
@@ -134,6 +163,8 @@ def write_table(
                 [_cell(row[k]) if isinstance(row[k], dict) else row[k] for k, _ in columns]
             )
     table = {"info": dict(info), "columns": dict(columns), "rows": list(rows)}
+    if comparisons:
+        table["paired_comparison"] = dict(comparisons)
     paths[2].write_text(json.dumps(jsonable(table), indent=2) + "\n")
     return paths
 
