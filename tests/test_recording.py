@@ -156,6 +156,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert timeline.mean_cv.shape == (10,) and np.all(np.diff(timeline.time_s) >= 0)
     rows = session.table()
     assert [int(row["frame_id"]) for row in rows] == list(range(10))
+    assert session.display_times() == {}  # headless: nothing was shown
     assert rows[0]["class"] == results[0].class_name and rows[0]["explain_forward_ms"] == "1.00"
 
 
@@ -270,6 +271,10 @@ def test_killed_recorder_leaves_a_readable_session(tmp_path: Path) -> None:
         assert np.array_equal(image, fake_image(i))
     rows = len(session.table())
     assert rows >= len(session)
+    (folder / "display.csv").write_text(
+        "frame_id,display_s,capture_to_display_ms\n3,0.5,40.0\n4,0."
+    )
+    assert session.display_times() == {3: (0.5, 40.0)}  # the row cut short is dropped
     with open(folder / "frames.csv", "a") as fh:  # a row cut short by the kill
         fh.write("123,45,0.1")
     assert len(session.table()) == rows

@@ -53,10 +53,19 @@ def test_record_button_records_a_reviewable_session(qtbot: QtBot, tmp_path: Path
     assert session.closed_cleanly and len(session) >= 4
     assert session.manifest["source"] == "video file (.mp4)"
     assert "Recording saved" in window.notices[-1].text
+    shown = session.display_times()  # when each drawn frame reached the screen
+    recorded = {session.frame(i)[1].frame_id for i in range(len(session))}
+    assert shown and set(shown) <= recorded
+    assert all(0 < ms < 60_000 for _, ms in shown.values())
 
     review = window.open_review(folder)  # the same session, in a review window
     assert review is not None
     qtbot.addWidget(review)
+    first_shown = min(shown)
+    review.show_frame(
+        next(i for i in range(len(session)) if session.frame(i)[1].frame_id == first_shown)
+    )
+    assert review.frame_values["display"].text().endswith(" ms")
     window.close()
 
 

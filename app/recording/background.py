@@ -89,6 +89,17 @@ class BackgroundRecorder:
             return False
         return True
 
+    def record_display(self, result: FrameResult, displayed_at: float) -> bool:
+        """Queue the moment ``result`` reached the screen (see
+        :meth:`SessionRecorder.record_display`); never blocks, never raises."""
+        if not self.recording:
+            return False
+        try:
+            self._queue.put_nowait((result, displayed_at))
+        except queue.Full:
+            return False
+        return True
+
     def stop(self, timeout: float | None = 30.0) -> bool:
         """Write what is queued, close the session (idempotent).
 
@@ -109,8 +120,11 @@ class BackgroundRecorder:
                 item = self._queue.get()
                 if item is _STOP:
                     return
-                assert isinstance(item, FrameResult)
-                self.recorder.write(item)  # False after an error: later items are discarded
+                if isinstance(item, tuple):
+                    self.recorder.record_display(*item)
+                else:
+                    assert isinstance(item, FrameResult)
+                    self.recorder.write(item)  # False after an error: later items are discarded
         except Exception:  # a bug must not leave a session unclosed
             log.exception("recording %s failed", self.recorder.folder)
         finally:

@@ -4,6 +4,7 @@
 
     manifest.json                    what the session is (see app.recording.manifest)
     frames.csv                       one row per frame, appended as frames arrive
+    display.csv                      when each frame reached the viewer's screen (live viewer)
     results/chunk_00000.npz          per-frame results of a completed chunk
     results/chunk_00001.partial.npz  the chunk being filled, rewritten at every flush
     frames/chunk_00000/000000.png    source frames, one file per frame, named by position
@@ -30,6 +31,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_SESSIONS_DIR",
+    "DISPLAY_LOG_NAME",
     "FRAMES_DIR",
     "RESULTS_DIR",
     "TABLE_NAME",
@@ -44,6 +46,7 @@ __all__ = [
 RESULTS_DIR = "results"
 FRAMES_DIR = "frames"
 TABLE_NAME = "frames.csv"
+DISPLAY_LOG_NAME = "display.csv"
 
 DEFAULT_SESSIONS_DIR = Path.home() / "pcle-sessions"
 """Where the viewer records sessions unless told otherwise."""

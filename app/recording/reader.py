@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from app.recording.layout import RESULTS_DIR, TABLE_NAME, decode_frame, parse_chunk_file
+from app.recording.layout import (
+    DISPLAY_LOG_NAME,
+    RESULTS_DIR,
+    TABLE_NAME,
+    decode_frame,
+    parse_chunk_file,
+)
 from app.recording.manifest import RecordingError, read_manifest
 
 __all__ = ["FrameRecord", "SessionReader", "Timeline"]
@@ -71,6 +77,14 @@ class Timeline:
     class_idx: np.ndarray
     mean_cv: np.ndarray
     time_s: np.ndarray
+
+
+def _complete_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file being appended to; an incomplete last line is dropped."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 class SessionReader:
@@ -141,12 +155,25 @@ class SessionReader:
     def table(self) -> list[dict[str, str]]:
         """The rows of ``frames.csv``; an incomplete last line (a kill mid-write) is dropped."""
         path = self.folder / TABLE_NAME
+        return _complete_rows(path) if path.exists() else []
+
+    def display_times(self) -> dict[int, tuple[float, float]]:
+        """{frame id: (seconds since the session started, capture-to-display ms)} for the
+        frames the live viewer drew (empty for headless recordings); a row cut short by a kill
+        is dropped."""
+        path = self.folder / DISPLAY_LOG_NAME
         if not path.exists():
-            return []
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if text and not text.endswith("\n"):
-            text = text[: text.rfind("\n") + 1]
-        return list(csv.DictReader(io.StringIO(text)))
+            return {}
+        shown: dict[int, tuple[float, float]] = {}
+        for row in _complete_rows(path):
+            try:
+                shown[int(row["frame_id"])] = (
+                    float(row["display_s"]),
+                    float(row["capture_to_display_ms"]),
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+        return shown
 
     # ------------------------------------------------------------------ internals
 

@@ -34,6 +34,7 @@ from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
 from app.recording.files import fsync_dir, fsync_file, is_disk_full, write_atomic
 from app.recording.layout import (
+    DISPLAY_LOG_NAME,
     FRAMES_DIR,
     RESULTS_DIR,
     TABLE_NAME,
@@ -163,6 +164,7 @@ class SessionRecorder:
 
         self._lock = threading.Lock()
         self._table: IO[str] | None = None
+        self._display_log: IO[str] | None = None
         self._table_writer: csv.DictWriter[str] | None = None
         self._chunk: list[dict[str, Any]] = []
         self._chunk_index = 0
@@ -211,6 +213,29 @@ class SessionRecorder:
                     self._finish_chunk()
                 elif time.monotonic() - self._last_flush >= self.flush_interval_s:
                     self._flush()
+            except OSError as exc:
+                self._fail(exc)
+                return False
+            return True
+
+    def record_display(self, result: FrameResult, displayed_at: float) -> bool:
+        """Log when ``result`` reached the screen (``time.monotonic()``) in ``display.csv``:
+        frame id, seconds since the session started, capture-to-display milliseconds. False
+        (never an exception for I/O) when not recording."""
+        with self._lock:
+            if not self.recording:
+                return False
+            try:
+                if self._display_log is None:
+                    self._display_log = open(  # noqa: SIM115
+                        self.folder / DISPLAY_LOG_NAME, "a", newline="", encoding="utf-8"
+                    )
+                    self._display_log.write("frame_id,display_s,capture_to_display_ms\n")
+                self._display_log.write(
+                    f"{result.frame_id},{displayed_at - self._t0:.4f},"
+                    f"{(displayed_at - result.capture_time) * 1e3:.2f}\n"
+                )
+                self._display_log.flush()
             except OSError as exc:
                 self._fail(exc)
                 return False
@@ -367,15 +392,17 @@ class SessionRecorder:
         self._table.flush()
 
     def _sync_table(self) -> None:
-        if self._table is not None:
-            self._table.flush()
-            os.fsync(self._table.fileno())
+        for log_file in (self._table, self._display_log):
+            if log_file is not None:
+                log_file.flush()
+                os.fsync(log_file.fileno())
 
     def _close_table(self) -> None:
-        if self._table is not None:
-            with contextlib.suppress(OSError):
-                self._table.close()
-            self._table = None
+        for log_file in (self._table, self._display_log):
+            if log_file is not None:
+                with contextlib.suppress(OSError):
+                    log_file.close()
+        self._table = self._display_log = None
 
     def _sync_frames(self) -> None:
         for path in self._unsynced:

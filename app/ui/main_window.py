@@ -484,6 +484,8 @@ class MainWindow(QMainWindow):
         shown.displayed = True
         now = time.monotonic()
         shown.pipeline.mark_displayed(shown.result, now)
+        if self.recording.recorder is not None:
+            self.recording.recorder.record_display(shown.result, now)
         self.history.add(now, (now - shown.result.capture_time) * 1e3)
 
     def _refresh_readouts(self, pipeline: Pipeline, now: float) -> None:

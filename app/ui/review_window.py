@@ -265,6 +265,8 @@ class ReviewWindow(QMainWindow):
         self.frame_error: str | None = None
         """Why the frame shown could not be read (None when it could)."""
         self.timeline = session.timeline()
+        self.display_times = session.reader.display_times()
+        """{frame id: (session seconds, capture-to-display ms)} when recorded in the viewer."""
         self.threshold = uncertainty_threshold(self.timeline) if len(session) else None
         times = self.timeline.time_s.astype(np.float64)
         start = times[np.isfinite(times)].min() if np.isfinite(times).any() else 0.0
@@ -468,6 +470,7 @@ class ReviewWindow(QMainWindow):
             ("source", "Source frame"),
             ("time", "Session time"),
             ("latency", "Capture → result"),
+            ("display", "Capture → display"),
             ("fov", "Field of view"),
         ]
         for row, (key, name) in enumerate(rows):
@@ -588,6 +591,11 @@ class ReviewWindow(QMainWindow):
             "source": f"#{r.source_index}  ·  {r.source_time_s:.2f} s",
             "time": format_clock(self.times[frame.position]),
             "latency": "-" if not math.isfinite(r.latency_ms) else f"{r.latency_ms:.0f} ms",
+            "display": (
+                f"{self.display_times[r.frame_id][1]:.0f} ms"
+                if r.frame_id in self.display_times
+                else "not shown live"
+            ),
             "fov": f"({cx:.0f}, {cy:.0f}) r {radius:.0f}" + ("" if r.fov_found else " (assumed)"),
         }
         for key, text in values.items():
