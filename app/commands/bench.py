@@ -1,0 +1,59 @@
+"""``python -m app bench``: time the explanation engine (forward, original, proposed, loop)
+on a random model; the frame pipeline around it is :mod:`app.commands.bench_pipeline`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from app.commands.common import CommandError
+from app.explain import METHODS
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``bench`` subcommand to the CLI's subparsers."""
+    bench = sub.add_parser("bench", help="time the engine: forward, original, proposed, loop")
+    bench.add_argument("--arch", default="resnet18")
+    bench.add_argument(
+        "--methods",
+        default="gradcam++,reciprocam",
+        help=f"comma-separated, from: {', '.join(METHODS)}",
+    )
+    bench.add_argument("--passes", type=int, default=10)
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--input-size", type=int, default=224)
+    bench.add_argument("--repeats", type=int, default=7, help="timed runs per measurement")
+    bench.add_argument(
+        "--budget",
+        type=float,
+        default=30.0,
+        help="seconds per measurement before stopping early (at least one run)",
+    )
+    bench.add_argument("--json", help="write the report as JSON here")
+    bench.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from app.benchmark import benchmark_engine, format_table, write_report
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise CommandError(f"unknown method(s) {unknown}; available: {', '.join(METHODS)}")
+    report = benchmark_engine(
+        args.arch,
+        methods,
+        args.passes,
+        args.device,
+        args.input_size,
+        repeats=args.repeats,
+        budget_s=args.budget,
+        progress=lambda line: print(line, file=sys.stderr),
+    )
+    print(format_table(report))
+    if args.json:
+        write_report(report, args.json)
+        print(f"wrote {args.json}")
+    return 0

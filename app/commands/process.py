@@ -1,0 +1,120 @@
+"""``python -m app process VIDEO``: explain every frame of a recording, headless, into a
+three-panel video and a per-frame CSV; optionally record a reviewable session as well."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.commands.common import DEFAULT_OUT, CommandError
+from app.explain import METHODS
+
+if TYPE_CHECKING:
+    from app.pipeline import PipelineSettings
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``process`` subcommand to the CLI's subparsers."""
+    process = sub.add_parser(
+        "process", help="explain every frame of a recording: panel video and per-frame CSV"
+    )
+    process.add_argument("video", help="video file (mp4, avi, mpg, mkv, mov) or image folder")
+    process.add_argument("--checkpoint", help="model checkpoint (.pt) written by this project")
+    process.add_argument("--method", default="gradcam++", choices=list(METHODS))
+    process.add_argument("--passes", type=int, default=10, help="MC Dropout passes T (1-64)")
+    process.add_argument(
+        "--original", action="store_true", help="Dropout off, one pass (the paper's 'original')"
+    )
+    process.add_argument(
+        "--class", dest="target_class", help="class to explain (name or index); default: predicted"
+    )
+    process.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    process.add_argument("--seed", type=int, help="seed the dropout masks (reproducible)")
+    process.add_argument("--max-frames", type=int, help="stop after this many frames")
+    process.add_argument(
+        "--panel-height", type=int, help="panel height in the video (default: model input)"
+    )
+    process.add_argument("--quiet", action="store_true", help="no progress bar")
+    process.add_argument("--out", default=str(DEFAULT_OUT / "process"), help="output folder")
+    process.add_argument(
+        "--record",
+        metavar="SESSION",
+        help="also record a reviewable session into this new folder (python -m app review)",
+    )
+    process.add_argument(
+        "--include-paths",
+        action="store_true",
+        help="write the source's file path into the recorded session (default: its kind only)",
+    )
+    process.set_defaults(handler=_cmd_process)
+
+
+def _pipeline_settings(args: argparse.Namespace, checkpoint: Path) -> PipelineSettings:
+    from app.pipeline import PipelineSettings, SettingsError
+
+    try:
+        return PipelineSettings(
+            checkpoint,
+            method=args.method,
+            passes=args.passes,
+            mc=not args.original,
+            target_class=args.target_class,
+            device=args.device,
+            seed=args.seed,
+        )
+    except SettingsError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    from app.pipeline import SettingsError, SourceError
+    from app.pipeline.headless import process
+
+    if args.checkpoint is None:
+        raise CommandError(
+            "process needs a model: pass --checkpoint FILE, a checkpoint written by this project"
+        )
+    if args.max_frames is not None and args.max_frames < 1:
+        raise CommandError(f"--max-frames must be at least 1, got {args.max_frames}")
+    settings = _pipeline_settings(args, Path(args.checkpoint))
+    recorder = None
+    if args.record:
+        from app.recording import RecordingError, SessionRecorder
+
+        try:
+            recorder = SessionRecorder(
+                args.record, settings=settings, source=args.video, include_paths=args.include_paths
+            )
+        except RecordingError as exc:
+            raise CommandError(str(exc)) from exc
+    try:
+        report = process(
+            args.video,
+            settings,
+            Path(args.out),
+            max_frames=args.max_frames,
+            panel_height=args.panel_height,
+            progress=not args.quiet,
+            on_result=None if recorder is None else recorder.write,
+        )
+    except (SourceError, SettingsError, RuntimeError) as exc:
+        raise CommandError(str(exc)) from exc
+    finally:
+        if recorder is not None:
+            recorder.close()
+    for message in report.failed:
+        print(f"warning: {message}", file=sys.stderr)
+    print(
+        f"{report.frames} frames in {report.seconds:.1f} s "
+        f"({report.frames_per_second:.1f} frames/s); wrote {report.video} ({report.codec}) "
+        f"and {report.table}"
+    )
+    if recorder is not None:
+        if recorder.error:
+            print(f"warning: {recorder.error}", file=sys.stderr)
+        print(f"recorded {recorder.frames_saved} frames into {recorder.folder}")
+    return 0

@@ -1,0 +1,99 @@
+"""``python -m app view`` (the live viewer, the default command) and ``python -m app run``
+(the main job on the shipped demo: the viewer, or files when headless)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from app.commands.common import DEFAULT_OUT, CommandError
+from app.explain import METHODS
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``view`` and ``run`` subcommands to the CLI's subparsers."""
+    view = sub.add_parser(
+        "view", help="the live viewer (the default): raw | enhanced map | risk map, latency"
+    )
+    view.add_argument(
+        "--source",
+        help="VIDEO | DEVICE_INDEX | /dev/videoN | FOLDER of images; default: the demo video",
+    )
+    view.add_argument(
+        "--checkpoint", help="model checkpoint (.pt); default: the last model used, else the demo"
+    )
+    view.add_argument(
+        "--method", choices=list(METHODS), help="attribution method; default: the last used"
+    )
+    view.add_argument("--passes", type=int, help="MC Dropout passes T (1-64); default: last used")
+    view.add_argument("--mode", choices=["live", "analysis"], help="default: the last used")
+    view.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
+    view.add_argument(
+        "--class", dest="target_class", help="class to explain (name or index); default: predicted"
+    )
+    view.add_argument(
+        "--loop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="replay files in a loop (default: as last time, on at first)",
+    )
+    view.add_argument("--snapshots", help="folder for snapshots (S key); default ~/pcle-snapshots")
+    view.add_argument(
+        "--recordings", help="folder for recorded sessions (Ctrl+R); default ~/pcle-sessions"
+    )
+    view.add_argument(
+        "--settings", help="INI file for remembered settings and recent sources (default: per user)"
+    )
+    view.add_argument("--fullscreen", action="store_true", help="start full screen")
+    view.set_defaults(handler=_cmd_view)
+
+    run = sub.add_parser("run", help="the main job on the shipped demo (what `make run` does)")
+    run.add_argument("--out", default=str(DEFAULT_OUT / "demo"), help="output folder (headless)")
+    run.add_argument(
+        "--headless",
+        action="store_true",
+        help="process the demo to files even when a display is available",
+    )
+    run.set_defaults(handler=_cmd_run)
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from app.pipeline import SettingsError
+
+    try:
+        from app.ui.options import resolve_options
+        from app.ui.recent import PreferencesStore
+        from app.ui.viewer import run_viewer
+    except ImportError as exc:  # e.g. a Qt library missing on the system
+        raise CommandError(f"the viewer cannot start: {exc}") from exc
+
+    if args.passes is not None and not 1 <= args.passes <= 64:
+        raise CommandError(f"--passes must be from 1 to 64, got {args.passes}")
+    if args.checkpoint is not None and not Path(args.checkpoint).expanduser().is_file():
+        raise CommandError(f"no such checkpoint file: {args.checkpoint}")
+    store = PreferencesStore(args.settings)
+    try:
+        options = resolve_options(
+            store.load(),
+            source=args.source,
+            checkpoint=args.checkpoint,
+            method=args.method,
+            passes=args.passes,
+            mode=args.mode,
+            device=args.device,
+            target_class=args.target_class,
+            loop=args.loop,
+            snapshot_dir=args.snapshots,
+            recordings_dir=args.recordings,
+        )
+    except SettingsError as exc:
+        raise CommandError(str(exc)) from exc
+    return run_viewer(options, store, fullscreen=args.fullscreen)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from app.demo import run_demo
+
+    return run_demo(Path(args.out), headless=True if args.headless else None)
