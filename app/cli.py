@@ -6,9 +6,9 @@ viewer, on the shipped demo unless told otherwise.
 This module only builds the parser and dispatches. Each command's arguments and handler live
 in one module, which adds them with ``add_parser(sub)``: :mod:`app.commands.view` (``view``,
 ``run``), :mod:`app.commands.explain`, :mod:`app.commands.bench`, :mod:`app.commands.process`,
-:mod:`app.commands.bench_pipeline`, :mod:`app.commands.evaluate`, and
-:mod:`app.review.command` (``review``). A handler returns the exit status; a
-:class:`~app.commands.common.CommandError` it raises is printed without a traceback, status 2.
+:mod:`app.commands.bench_pipeline`, :mod:`app.commands.evaluate`, :mod:`app.commands.review`.
+A handler returns the exit status; a :class:`~app.commands.common.CommandError` it raises is
+printed without a traceback, status 2.
 Heavy imports (Qt, the pipeline, torch models) stay inside the handlers.
 """
 
@@ -18,10 +18,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.commands import bench, bench_pipeline, evaluate, explain, process, view
+from app.commands import bench, bench_pipeline, evaluate, explain, process, review, view
 from app.commands.common import DEFAULT_OUT, CommandError
 from app.commands.explain import explain_file, read_frame
-from app.review.command import add_review_parser
 
 __all__ = [
     "DEFAULT_OUT",
@@ -46,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_parser(sub)
     bench_pipeline.add_parser(sub)
     evaluate.add_parser(sub)
-    add_review_parser(sub)
+    review.add_parser(sub)
     return parser
 
 

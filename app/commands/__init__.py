@@ -9,7 +9,6 @@ subparsers and sets ``handler``; :mod:`app.cli` calls them in order and dispatch
 - :mod:`app.commands.process`: ``process`` (every frame of a recording, headless)
 - :mod:`app.commands.bench_pipeline`: ``bench-pipeline`` (time the frame pipeline)
 - :mod:`app.commands.evaluate`: ``evaluate`` (original vs proposed on held-out videos)
+- :mod:`app.commands.review`: ``review`` (a recorded session: window or headless exports)
 - :mod:`app.commands.common`: what they share (``CommandError``, ``DEFAULT_OUT``)
-
-``review`` lives with its feature, in :mod:`app.review.command`.
 """

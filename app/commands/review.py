@@ -11,19 +11,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.commands.common import CommandError
 from app.recording import RecordingError
 from app.review.bookmarks import BookmarkError, BookmarkStore
 from app.review.export import export_clip, export_snapshot
 from app.review.session import ReviewSession
 
-__all__ = ["add_review_parser", "run_review_command"]
+__all__ = ["add_parser"]
 
 
-class ReviewCommandError(Exception):
-    """A user-facing failure of the review command."""
-
-
-def add_review_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``review`` subcommand to the CLI's subparsers."""
     review = sub.add_parser(
         "review",
@@ -49,22 +46,20 @@ def add_review_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
         action="store_true",
         help="write the session folder's path into exports (default: no paths)",
     )
-    review.set_defaults(handler=run_review_command)
+    review.set_defaults(handler=_cmd_review)
 
 
-def run_review_command(args: argparse.Namespace) -> int:
-    """Handle ``python -m app review``; the exit status."""
+def _cmd_review(args: argparse.Namespace) -> int:
     try:
-        return _run(args)
-    except (RecordingError, BookmarkError, ReviewCommandError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _review(args)
+    except (RecordingError, BookmarkError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
 
 
-def _run(args: argparse.Namespace) -> int:
+def _review(args: argparse.Namespace) -> int:
     folder = Path(args.session)
     if not folder.is_dir():
-        raise ReviewCommandError(f"no such session folder: {folder}")
+        raise CommandError(f"no such session folder: {folder}")
     session = ReviewSession(folder)
     for warning in session.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -88,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"wrote {report.path}: {report.frames} frames, {report.width}x{report.height}")
         for position in args.snapshot or ():
             if not -len(session) <= position < len(session):
-                raise ReviewCommandError(
+                raise CommandError(
                     f"frame {position} is outside the session ({len(session)} frames)"
                 )
             mark = BookmarkStore(folder).get(position % len(session))
@@ -105,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     from app.demo import display_available
 
     if not display_available():
-        raise ReviewCommandError(
+        raise CommandError(
             "the review window needs a display; without one use --info, --export-clip FILE "
             "or --snapshot FRAME"
         )
