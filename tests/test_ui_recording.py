@@ -100,3 +100,16 @@ def test_opening_another_source_ends_the_recording(qtbot: QtBot, tmp_path: Path)
     qtbot.waitUntil(lambda: not window.recording.recording, timeout=WAIT_MS)
     assert any("another source was opened" in n.text for n in window.notices)
     window.close()
+
+
+def test_record_pressed_while_the_source_opens(qtbot: QtBot, tmp_path: Path) -> None:
+    window = _open_window(tmp_path)
+    qtbot.addWidget(window)
+    window.recording.folder = tmp_path / "sessions"
+    assert window.session.opening
+    window.toggle_recording()
+    assert "as soon as the source is open" in window.notices[-1].text
+    qtbot.waitUntil(lambda: window.recording.recording, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.recording.recorder.frames_written >= 1, timeout=WAIT_MS)
+    window.close()
+    assert len(SessionReader(window.recording.last_session)) >= 1

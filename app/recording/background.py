@@ -39,6 +39,7 @@ class BackgroundRecorder:
         self.started_at = time.monotonic()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_pending)
         self._dropped = 0
+        self._submitted: set[int] = set()  # frame ids queued for recording
         self._stopped = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
@@ -87,12 +88,14 @@ class BackgroundRecorder:
             with self._lock:
                 self._dropped += 1
             return False
+        self._submitted.add(result.frame_id)
         return True
 
     def record_display(self, result: FrameResult, displayed_at: float) -> bool:
         """Queue the moment ``result`` reached the screen (see
-        :meth:`SessionRecorder.record_display`); never blocks, never raises."""
-        if not self.recording:
+        :meth:`SessionRecorder.record_display`); never blocks, never raises. Only frames
+        submitted for recording are logged (not one analysed before recording started)."""
+        if not self.recording or result.frame_id not in self._submitted:
             return False
         try:
             self._queue.put_nowait((result, displayed_at))

@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         """Results drawn into the map panels since the window opened."""
         self.last_snapshot: SnapshotFiles | None = None
         self._review_windows: list[QMainWindow] = []
+        self._record_when_open = False
 
         self._desired: PipelineSettings = options.settings
         self._requested_version: int | None = None
@@ -332,6 +333,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Loading model {path.name}…")
 
     def _opened(self, outcome: OpenOutcome) -> None:
+        record, self._record_when_open = self._record_when_open, False
         if not outcome.ok:
             error = outcome.error
             what = (
@@ -378,6 +380,8 @@ class MainWindow(QMainWindow):
         if remembered is not None:
             self._remember(self.preferences.with_recent_source(remembered))
         self.statusBar().showMessage(f"Opened {source.name} in {outcome.seconds:.1f} s", 5000)
+        if record:
+            self.recording.start(pipeline)
 
     def _show_model(self, pipeline: Pipeline) -> None:
         meta = pipeline.metadata
@@ -656,9 +660,16 @@ class MainWindow(QMainWindow):
             self.recording.stop()
             return
         pipeline = self.session.pipeline
-        if pipeline is None:
+        if pipeline is None or self.session.opening:
             self.recording.button.setChecked(False)
-            self._notify(Notice("Open a source before recording.", Level.WARNING))
+            if not self.session.opening:
+                self._notify(Notice("Open a source before recording.", Level.WARNING))
+            elif self._record_when_open:
+                self._record_when_open = False
+                self._notify(Notice("Recording will not start when the source opens."))
+            else:
+                self._record_when_open = True
+                self._notify(Notice("Recording starts as soon as the source is open."))
             return
         self.recording.start(pipeline)
 
