@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from app.explain import Explanation
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
 from app.recording import RecordingError, SessionReader, SessionRecorder, describe_source
 from app.recording import files as recording_files
 from models.checkpoint import CheckpointMetadata, checkpoint_sha256
 from models.fov import FieldOfView
+from tests.session_support import explanation_from
 
 CLASSES = ("glioblastoma", "meningioma", "metastasis")
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,26 +67,8 @@ def fake_result(i: int, settings: PipelineSettings, kind: str = "grey8") -> Fram
     g = torch.Generator().manual_seed(i)
     maps = torch.rand((4, 5, 6), generator=g)
     maps[:, 0, 0] = 0.0  # mean 0: CV undefined (NaN)
-    mean, std = maps.mean(0), maps.std(0, unbiased=False)
-    cv = torch.where(mean > 1e-6, std / mean.clamp_min(1e-12), torch.nan)
     probs = torch.softmax(torch.randn((4, 3), generator=g), dim=1)
-    mean_probs = probs.mean(0)
-    explanation = Explanation(
-        maps=maps,
-        mean=mean,
-        std=std,
-        cv=cv,
-        probs=probs,
-        mean_probs=mean_probs,
-        class_idx=int(mean_probs.argmax()),
-        entropy=float(-(mean_probs * mean_probs.log()).sum()),
-        mutual_information=0.01 * i,
-        method="gradcam++",
-        passes=4,
-        mc=True,
-        target_layer="layer4",
-        timings_ms={"forward": 1.0, "total": 2.0},
-    )
+    explanation = explanation_from(maps, probs, mutual_information=0.01 * i)
     yy, xx = np.mgrid[:32, :32]
     now = time.monotonic()
     return FrameResult(

@@ -20,7 +20,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QMessageBox
 from pytestqt.qtbot import QtBot
 
-from app.explain import Explanation
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
 from app.recording import SessionRecorder
@@ -30,6 +29,7 @@ from app.ui.review_window import ReviewWindow, _ClipDialog, open_review
 from app.ui.viewer import application
 from models.checkpoint import CheckpointMetadata
 from models.fov import FieldOfView
+from tests.session_support import explanation_from
 
 CLASSES = ("glioblastoma", "meningioma")
 FRAMES = 12
@@ -68,29 +68,11 @@ def _result(i: int, settings: PipelineSettings, t0: float) -> FrameResult:
     signs = torch.tensor([1.0, -1.0, 1.0, -1.0]).view(PASSES, 1, 1)
     maps = base * (1.0 + spread * signs)
     maps[:, 0, 0] = 0.0  # mean 0: CV undefined there
-    mean, std = maps.mean(0), maps.std(0, unbiased=False)
-    cv = torch.where(mean > 1e-6, std / mean.clamp_min(1e-12), torch.nan)
     top = 0 if i < FRAMES // 2 else 1
     p = torch.full((PASSES, 2), 0.2)
     p[:, top] = 0.8
     p += torch.tensor([0.05, -0.05, 0.03, -0.03]).view(PASSES, 1) * torch.tensor([1.0, -1.0])
-    mean_probs = p.mean(0)
-    explanation = Explanation(
-        maps=maps,
-        mean=mean,
-        std=std,
-        cv=cv,
-        probs=p,
-        mean_probs=mean_probs,
-        class_idx=int(mean_probs.argmax()),
-        entropy=float(-(mean_probs * mean_probs.log()).sum()),
-        mutual_information=0.01 * i,
-        method="gradcam++",
-        passes=PASSES,
-        mc=True,
-        target_layer="layer4",
-        timings_ms={"forward": 1.0, "total": 2.0},
-    )
+    explanation = explanation_from(maps, p, mutual_information=0.01 * i)
     yy, xx = np.mgrid[:32, :32]
     return FrameResult(
         frame_id=i,

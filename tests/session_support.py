@@ -1,0 +1,33 @@
+"""Shared helpers for the recording and review tests: an Explanation from hand-made maps."""
+
+from __future__ import annotations
+
+import torch
+
+from app.explain import Explanation
+
+
+def explanation_from(
+    maps: torch.Tensor, probs: torch.Tensor, *, mutual_information: float = 0.0
+) -> Explanation:
+    """A Grad-CAM++ MC explanation with the statistics of ``maps`` (T, h, w) and per-pass
+    probabilities ``probs`` (T, K); CV is NaN where the mean map is 0."""
+    mean, std = maps.mean(0), maps.std(0, unbiased=False)
+    cv = torch.where(mean > 1e-6, std / mean.clamp_min(1e-12), torch.nan)
+    mean_probs = probs.mean(0)
+    return Explanation(
+        maps=maps,
+        mean=mean,
+        std=std,
+        cv=cv,
+        probs=probs,
+        mean_probs=mean_probs,
+        class_idx=int(mean_probs.argmax()),
+        entropy=float(-(mean_probs * mean_probs.log()).sum()),
+        mutual_information=mutual_information,
+        method="gradcam++",
+        passes=maps.shape[0],
+        mc=True,
+        target_layer="layer4",
+        timings_ms={"forward": 1.0, "total": 2.0},
+    )
