@@ -179,6 +179,17 @@ def test_exports_open_with_opencv(recorded: tuple[Path, list[FrameResult]], tmp_
     with pytest.raises(ValueError, match="not a span"):
         export_clip(session, tmp_path / "bad.mp4", start=5, stop=5)
 
+    class Cancelled(Exception):
+        pass
+
+    def cancel_at_three(done: int, total: int) -> None:
+        if done == 3:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        export_clip(session, tmp_path / "cancelled.mp4", progress=cancel_at_three)
+    assert not list(tmp_path.glob("cancelled*"))  # no partial video left behind
+
     files = export_snapshot(session, 4, tmp_path / "snaps", note="look here")
     image = cv2.imread(str(files.png))
     assert image is not None and image.shape == session.frame(4).panels().shape

@@ -93,7 +93,8 @@ def export_clip(
         stop: one past the last frame (None: to the end).
         fps: frame rate (None: the rate the session was recorded at).
         height: panel height in pixels (None: the model's input height).
-        progress: called with (frames done, frames in all) after each frame.
+        progress: called with (frames done, frames in all) after each frame; an exception it
+            raises (e.g. to cancel) stops the export, and the partial file is removed.
 
     Returns:
         A :class:`ClipReport`; the video is read back, so ``frames`` is what a player shows.
@@ -113,13 +114,18 @@ def export_clip(
     writer = PanelVideoWriter(path.with_suffix(""), fps or session.fps, _video_formats(path))
     total = stop - start
     size = (0, 0)
-    with writer:
-        for done, position in enumerate(range(start, stop), start=1):
-            image = session.frame(position).panels(height)
-            size = (image.shape[1], image.shape[0]) if done == 1 else size
-            writer.write(image)
-            if progress is not None:
-                progress(done, total)
+    try:
+        with writer:
+            for done, position in enumerate(range(start, stop), start=1):
+                image = session.frame(position).panels(height)
+                size = (image.shape[1], image.shape[0]) if done == 1 else size
+                writer.write(image)
+                if progress is not None:
+                    progress(done, total)
+    except BaseException:  # a failed or cancelled export leaves no partial video behind
+        if writer.path is not None:
+            writer.path.unlink(missing_ok=True)
+        raise
     assert writer.path is not None
     written = count_video_frames(writer.path)
     if written != total:
