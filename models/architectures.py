@@ -4,6 +4,11 @@ Every network ends in ``Dropout(p) -> Linear`` so that Monte-Carlo Dropout (Drop
 test time) samples sub-networks of the classifier head, as in Roddan et al. Everything before
 that Dropout is deterministic, which the explanation engine exploits to avoid recomputation.
 
+Optionally (``trunk_dropout > 0``) a ``Dropout2d`` also sits inside the trunk, on the input of
+the target layer, so that the MC passes also vary the feature maps the explanations are made
+of. It is appended to an existing ``nn.Sequential`` and has no weights, so the state-dict keys
+are those of the plain network.
+
 Weights are always randomly initialised here (``weights=None``): trained weights come from a
 checkpoint (see :mod:`models.checkpoint`), never from the network.
 """
@@ -37,6 +42,8 @@ class ArchitectureSpec:
             is a 4D map ``(N, C, h, w)`` at 1/32 of the input resolution.
         head: Name of the classifier head, an ``nn.Sequential(nn.Dropout(p), nn.Linear)``;
             ``f"{head}.0"`` is the Dropout and ``f"{head}.1"`` the final Linear.
+        trunk_site: Name of the ``nn.Sequential`` whose output is the target layer's input;
+            trunk dropout is appended to it.
         builder: ``builder(num_classes, dropout) -> nn.Module`` returning a randomly initialised
             network. Prefer :func:`build_model`, which validates the arguments.
     """
@@ -44,6 +51,7 @@ class ArchitectureSpec:
     name: str
     target_layer: str
     head: str
+    trunk_site: str
     builder: Callable[[int, float], nn.Module]
 
 
@@ -66,10 +74,11 @@ def _build_mobilenet_v2(num_classes: int, dropout: float) -> nn.Module:
 
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
-    "resnet18": ArchitectureSpec("resnet18", "layer4", "fc", _build_resnet(tvm.resnet18)),
-    "resnet50": ArchitectureSpec("resnet50", "layer4", "fc", _build_resnet(tvm.resnet50)),
+    "resnet18": ArchitectureSpec("resnet18", "layer4", "fc", "layer3", _build_resnet(tvm.resnet18)),
+    "resnet50": ArchitectureSpec("resnet50", "layer4", "fc", "layer3", _build_resnet(tvm.resnet50)),
+    # features.17 has no residual connection, so the end of its conv stack is its output.
     "mobilenet_v2": ArchitectureSpec(
-        "mobilenet_v2", "features.18", "classifier", _build_mobilenet_v2
+        "mobilenet_v2", "features.18", "classifier", "features.17.conv", _build_mobilenet_v2
     ),
 }
 """Supported architectures by canonical name."""
@@ -119,7 +128,17 @@ def default_target_layer(arch: str) -> str:
     return ARCHITECTURES[resolve_arch(arch)].target_layer
 
 
-def build_model(arch: str, num_classes: int, dropout: float = 0.2) -> nn.Module:
+def _check_probability(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a real number, got {type(value).__name__}")
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        raise ValueError(f"{name} must satisfy 0 <= {name} < 1, got {value}")
+    return float(value)
+
+
+def build_model(
+    arch: str, num_classes: int, dropout: float = 0.2, trunk_dropout: float = 0.0
+) -> nn.Module:
     """Build a randomly initialised classifier whose last two layers are Dropout then Linear.
 
     ResNets get ``fc = Sequential(Dropout(dropout), Linear(in_features, num_classes))``
@@ -131,6 +150,8 @@ def build_model(arch: str, num_classes: int, dropout: float = 0.2) -> nn.Module:
         arch: Architecture name (any spelling :func:`resolve_arch` accepts).
         num_classes: Number of output classes, an ``int >= 2``.
         dropout: Dropout probability ``p`` of the head, ``0 <= p < 1`` (paper: 0.2).
+        trunk_dropout: Probability of a ``Dropout2d`` on the target layer's input (``layer3.2``
+            for the ResNets, ``features.17.conv.4`` for MobileNetV2); 0 adds none.
 
     Returns:
         The model in ``eval()`` mode on the CPU. ``model(x)`` maps an input ``(N, 3, H, W)`` to
@@ -138,16 +159,19 @@ def build_model(arch: str, num_classes: int, dropout: float = 0.2) -> nn.Module:
 
     Raises:
         ValueError: For an unknown architecture, a ``num_classes`` that is not an int ``>= 2``,
-            or a ``dropout`` that is not a real number in ``[0, 1)``.
+            or a ``dropout`` or ``trunk_dropout`` that is not a real number in ``[0, 1)``.
     """
     canonical = resolve_arch(arch)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
         raise ValueError(f"num_classes must be an int, got {type(num_classes).__name__}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-        raise ValueError(f"dropout must be a real number, got {type(dropout).__name__}")
-    if not (math.isfinite(dropout) and 0.0 <= dropout < 1.0):
-        raise ValueError(f"dropout must satisfy 0 <= dropout < 1, got {dropout}")
-    model = ARCHITECTURES[canonical].builder(num_classes, float(dropout))
+    dropout = _check_probability("dropout", dropout)
+    trunk_dropout = _check_probability("trunk_dropout", trunk_dropout)
+    spec = ARCHITECTURES[canonical]
+    model = spec.builder(num_classes, dropout)
+    if trunk_dropout > 0:
+        site = model.get_submodule(spec.trunk_site)
+        assert isinstance(site, nn.Sequential)
+        site.append(nn.Dropout2d(p=trunk_dropout))
     return model.eval()

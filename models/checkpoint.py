@@ -124,7 +124,9 @@ class CheckpointMetadata:
         std: Per-channel normalisation standard deviation, all ``> 0``.
         target_layer: Module name of the layer the attribution methods use, e.g. ``"layer4"``.
         dropout: Dropout probability ``p`` of the classifier head, ``0 <= p < 1``.
-        provenance: Free text saying where the weights come from, e.g.
+        trunk_dropout: Probability of the ``Dropout2d`` on the target layer's input (see
+            :func:`models.architectures.build_model`); 0 (the default, and what older files
+            mean) for none.        provenance: Free text saying where the weights come from, e.g.
             ``"random initialisation"`` or ``"trained on ... by models.train"``.
         intended_use: Free text shown to the user, e.g. ``"phantom demo, not for clinical use"``.
         training: JSON-like free summary of the training run (data, split, epochs, metrics).
@@ -141,6 +143,7 @@ class CheckpointMetadata:
     dropout: float
     provenance: str
     intended_use: str = "research use only, not for clinical use"
+    trunk_dropout: float = 0.0
     training: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=_utc_now_iso)
     format_version: int = FORMAT_VERSION
@@ -177,11 +180,11 @@ class CheckpointMetadata:
 
         if not isinstance(self.target_layer, str) or not self.target_layer:
             raise _bad("target_layer", "a non-empty module name", self.target_layer)
-        if not (_is_real(self.dropout) and math.isfinite(self.dropout)):
-            raise _bad("dropout", "a number in [0, 1)", self.dropout)
-        if not 0.0 <= self.dropout < 1.0:
-            raise _bad("dropout", "a number in [0, 1)", self.dropout)
-        self.dropout = float(self.dropout)
+        for name in ("dropout", "trunk_dropout"):
+            value = getattr(self, name)
+            if not (_is_real(value) and math.isfinite(value) and 0.0 <= value < 1.0):
+                raise _bad(name, "a number in [0, 1)", value)
+            setattr(self, name, float(value))
 
         for name in ("provenance", "intended_use"):
             if not isinstance(getattr(self, name), str):
@@ -226,6 +229,7 @@ class CheckpointMetadata:
             "std": list(self.std),
             "target_layer": self.target_layer,
             "dropout": self.dropout,
+            "trunk_dropout": self.trunk_dropout,
             "provenance": self.provenance,
             "intended_use": self.intended_use,
             "training": _json_like(self.training, "training"),
@@ -413,6 +417,29 @@ def _module_names(arch: str) -> frozenset[str]:
 # --------------------------------------------------------------------------------- saving
 
 
+def _dropouts(model: nn.Module) -> dict[str, tuple[str, float]]:
+    return {
+        name: (type(m).__name__, float(m.p))
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.dropout._DropoutNd)
+    }
+
+
+def _check_dropouts(model: nn.Module, meta: CheckpointMetadata, where: str) -> None:
+    """Refuse a model whose Dropout modules differ from what the metadata rebuilds: the
+    weights would load, but the MC passes would sample other sub-networks."""
+    with torch.device("meta"):
+        expected = _dropouts(
+            build_model(meta.arch, meta.num_classes, meta.dropout, meta.trunk_dropout)
+        )
+    found = _dropouts(model)
+    if found != expected:
+        raise CheckpointError(
+            f"{where}: the model's Dropout modules {found} differ from those the metadata "
+            f"describes (dropout={meta.dropout}, trunk_dropout={meta.trunk_dropout}): {expected}"
+        )
+
+
 def save_checkpoint(
     path: str | os.PathLike[str], model: nn.Module, metadata: CheckpointMetadata
 ) -> None:
@@ -427,7 +454,8 @@ def save_checkpoint(
         path: Destination file, conventionally ``*.pt``.
         model: The network, e.g. from :func:`models.architectures.build_model`; its tensors are
             copied to the CPU. It must fit ``metadata`` (architecture, class count, target
-            layer), so that the file can be loaded again.
+            layer, Dropout modules and their probabilities), so that the file loads as the same
+            model again.
         metadata: What the viewer needs besides the weights.
 
     Raises:
@@ -441,6 +469,7 @@ def save_checkpoint(
         )
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _check_state_dict(state_dict, metadata, f"refusing to save {path}", source="model")
+    _check_dropouts(model, metadata, f"refusing to save {path}")
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -674,7 +703,8 @@ def load_checkpoint(
 
     The file is read with ``torch.load(weights_only=True)`` onto the CPU (a pickle that would
     execute code is refused, never run), the metadata is validated, the weights are checked
-    against ``build_model(metadata.arch, metadata.num_classes, metadata.dropout)`` key by key and
+    against ``build_model(metadata.arch, metadata.num_classes, metadata.dropout,
+    metadata.trunk_dropout)`` key by key and
     shape by shape, then loaded, and the model is moved to ``device``.
 
     Args:
@@ -693,7 +723,7 @@ def load_checkpoint(
     path = Path(path)
     meta, state_dict = _unwrap(_torch_load(path), path)
     _check_state_dict(state_dict, meta, str(path))
-    model = build_model(meta.arch, meta.num_classes, meta.dropout)
+    model = build_model(meta.arch, meta.num_classes, meta.dropout, meta.trunk_dropout)
     try:
         model.load_state_dict(state_dict, strict=True)
     except (RuntimeError, ValueError) as exc:  # defensive: _check_state_dict covers the cases

@@ -166,6 +166,7 @@ class TrainConfig:
     max_steps: int | None = None
     resume: Path | None = None
     dropout: float = 0.2
+    trunk_dropout: float = 0.0
     optimizer: str | None = None
     lr: float | None = None
     weight_decay: float | None = None
@@ -345,6 +346,8 @@ def _run_settings(
         "classes": list(class_names),
         "input_size": config.input_size,
         "dropout": config.dropout,
+        # only when used, so that runs started before the option existed still resume
+        **({"trunk_dropout": config.trunk_dropout} if config.trunk_dropout else {}),
         "recipe": asdict(recipe),
         "batch_size": config.batch_size,
         "every_k": config.every_k,
@@ -382,7 +385,9 @@ class _Trainer:
         self.device = ctx.device
 
         torch.manual_seed(config.seed)  # the same initial weights in every process
-        self.module = build_model(self.arch, len(self.class_names), config.dropout).to(self.device)
+        self.module = build_model(
+            self.arch, len(self.class_names), config.dropout, config.trunk_dropout
+        ).to(self.device)
         self.optimizer, self.scheduler = _build_optimizer(self.module, self.recipe)
         self.epoch = 0
         self.global_step = 0
@@ -610,6 +615,7 @@ class _Trainer:
             std=self.std,
             target_layer=default_target_layer(self.arch),
             dropout=self.config.dropout,
+            trunk_dropout=self.config.trunk_dropout,
             provenance=(
                 f"trained from scratch by models.train on {summary['data']} "
                 f"({len(self.split.train)} training recordings)"
@@ -735,6 +741,7 @@ class _Trainer:
                 "epochs": self.config.epochs,
                 "input_size": self.config.input_size,
                 "dropout": self.config.dropout,
+                "trunk_dropout": self.config.trunk_dropout,
                 "every_k": self.config.every_k,
                 "dedup_threshold": self.config.dedup_threshold,
                 "augment": asdict(self.config.augment) if self.config.augment else None,
@@ -818,7 +825,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     for skipped in summary["skipped"]:
         lines.append(f"skipped     {skipped['name']}: {skipped['reason']}")
     lines += [
-        f"model       {summary['arch']}, input {hp['input_size']} px, dropout {hp['dropout']}",
+        f"model       {summary['arch']}, input {hp['input_size']} px, dropout {hp['dropout']}"
+        + (f", trunk dropout {hp['trunk_dropout']}" if hp.get("trunk_dropout") else ""),
         f"recipe      {hp['optimizer']} lr {hp['lr']:g} wd {hp['weight_decay']:g}"
         + (f" step {hp['lr_step']} x{hp['lr_gamma']:g}" if hp["lr_step"] else "")
         + f", batch {hp['batch_size']}, {summary['processes']} process(es) on {summary['device']}",
@@ -1058,6 +1066,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue from the last finished epoch (default file: CKPT.resume.pt)",
     )
     p.add_argument("--dropout", type=_fraction, default=0.2, help="before the classifier (0.2)")
+    p.add_argument(
+        "--trunk-dropout",
+        type=_fraction,
+        default=0.0,
+        help="Dropout2d on the target layer's input, so MC passes vary its maps (default 0: none)",
+    )
     recipe = p.add_argument_group(
         "recipe",
         "defaults by architecture: resnet18, mobilenet_v2: AdamW lr 1e-3, weight decay 0.01; "
@@ -1115,6 +1129,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         max_steps=args.max_steps,
         resume=resume,
         dropout=args.dropout,
+        trunk_dropout=args.trunk_dropout,
         optimizer=args.optimizer,
         lr=args.lr,
         weight_decay=args.weight_decay,

@@ -56,6 +56,14 @@ def mobilenet_rowmask(passes: int, classes: int = 3, seed: int = 0) -> nn.Module
     return _randomise_batchnorm(model, seed)
 
 
+def resnet18_trunk_rowmask(passes: int, classes: int = 3, seed: int = 0) -> nn.Module:
+    """ResNet-18 with channel dropout on layer4's input, where
+    ``models.architectures.build_model(trunk_dropout=p)`` puts its Dropout2d."""
+    model = resnet18_rowmask(passes, classes, seed)
+    model.layer3.append(RowMaskDropout(0.3, (256, 1, 1), passes, seed + 3))
+    return model
+
+
 class DropoutBlock(nn.Module):
     """A residual block with dropout on its main path: the skip spans the dropout."""
 
@@ -89,9 +97,15 @@ class TrunkDropoutNet(nn.Module):
         return self.fc(self.drop(self.pool(x).flatten(1)))
 
 
-TARGETS = {"resnet18": "layer4", "mobilenet_v2": "features.18", "trunk": "head_conv"}
+TARGETS = {
+    "resnet18": "layer4",
+    "resnet18_trunk": "layer4",
+    "mobilenet_v2": "features.18",
+    "trunk": "head_conv",
+}
 BUILDERS = {
     "resnet18": resnet18_rowmask,
+    "resnet18_trunk": resnet18_trunk_rowmask,
     "mobilenet_v2": mobilenet_rowmask,
     "trunk": TrunkDropoutNet,
 }

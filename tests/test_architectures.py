@@ -172,3 +172,36 @@ def test_non_string_architecture_is_rejected() -> None:
 def test_bad_arguments_raise(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build_model("resnet18", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("arch", "site", "target"),
+    [("resnet18", "layer3.2", "layer4"), ("mobilenet_v2", "features.17.conv.4", "features.18")],
+)
+def test_trunk_dropout_feeds_the_target_layer_and_keeps_the_keys(
+    arch: str, site: str, target: str
+) -> None:
+    plain = build_model(arch, 3)
+    model = build_model(arch, 3, trunk_dropout=0.3)
+    dropout = model.get_submodule(site)
+    assert isinstance(dropout, nn.Dropout2d) and dropout.p == 0.3
+    assert model.state_dict().keys() == plain.state_dict().keys()  # no new weights
+    model.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(model(x), plain(x))  # eval mode: Dropout2d is the identity
+    seen: list[torch.Tensor] = []
+    handles = [
+        model.get_submodule(site).register_forward_hook(lambda m, i, o: seen.append(o)),
+        model.get_submodule(target).register_forward_pre_hook(lambda m, i: seen.append(i[0])),
+    ]
+    model.train()
+    model(x)
+    for handle in handles:
+        handle.remove()
+    assert seen[0] is seen[1]  # the dropout's output is the target layer's input
+    assert bool((seen[0] == 0).flatten(2).all(-1).any())  # whole channels dropped
+
+
+def test_bad_trunk_dropout_raises() -> None:
+    with pytest.raises(ValueError, match="trunk_dropout"):
+        build_model("resnet18", 3, trunk_dropout=1.0)

@@ -483,3 +483,31 @@ def test_state_dict_that_is_not_tensors(tmp_path: Path) -> None:
     state: dict[str, Any] = {"conv1.weight": [1, 2]}
     path = _write_raw(tmp_path / "m.pt", _metadata().to_dict(), state)
     assert "must map names to tensors" in _load_error(path)
+
+
+def test_trunk_dropout_round_trips_and_mismatched_dropouts_are_refused(tmp_path: Path) -> None:
+    meta = CheckpointMetadata(
+        arch="resnet18",
+        class_names=["a", "b"],
+        input_size=(32, 32),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        target_layer="layer4",
+        dropout=0.2,
+        trunk_dropout=0.3,
+        provenance="test",
+    )
+    path = tmp_path / "trunk.pt"
+    save_checkpoint(path, build_model("resnet18", 2, 0.2, trunk_dropout=0.3), meta)
+    model, loaded = load_checkpoint(path)
+    assert loaded.trunk_dropout == 0.3
+    assert isinstance(model.get_submodule("layer3.2"), nn.Dropout2d)
+
+    with pytest.raises(CheckpointError, match="Dropout modules"):  # metadata says trunk dropout
+        save_checkpoint(tmp_path / "bad.pt", build_model("resnet18", 2, 0.2), meta)
+    with pytest.raises(CheckpointError, match="Dropout modules"):  # head p differs
+        save_checkpoint(tmp_path / "bad.pt", build_model("resnet18", 2, 0.5, 0.3), meta)
+    assert not (tmp_path / "bad.pt").exists()
+    old = meta.to_dict()
+    del old["trunk_dropout"]  # a file written before the field existed
+    assert CheckpointMetadata.from_dict(old).trunk_dropout == 0.0

@@ -466,3 +466,24 @@ def test_cpu_device_gives_cpu_results(device: str | torch.device) -> None:
 def test_non_integer_class_idx_raises(class_idx: Any) -> None:
     with pytest.raises(ExplainerError, match="class_idx must be integer class indices"):
         explainer(small_cnn(), "gradcam")(frames(), class_idx=class_idx)
+
+
+def test_trunk_dropout_alone_makes_the_passes_differ() -> None:
+    """With the head's Dropout at 0, the passes of a plain model are identical; trunk dropout
+    (``build_model(trunk_dropout=p)``) alone makes their maps and probabilities differ."""
+    from models.architectures import build_model
+
+    torch.manual_seed(0)
+    plain = build_model("resnet18", 3, dropout=0.0)
+    trunk = build_model("resnet18", 3, dropout=0.0, trunk_dropout=0.3)
+    trunk.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(ExplainerError):  # nothing random to sample without any dropout
+        Explainer(plain, "gradcam++", passes=4, device="cpu")(x)
+    result = Explainer(trunk, "gradcam++", passes=4, device="cpu", seed=3)(x)
+    assert float(result.std.max()) > 0.05
+    assert float((result.probs - result.probs[0]).abs().max()) > 1e-4
+    original = Explainer(trunk, "gradcam++", passes=4, mc=False, device="cpu")(x)
+    torch.testing.assert_close(
+        original.probs[0], torch.softmax(plain(x), dim=1)[0], rtol=1e-4, atol=1e-6
+    )  # in eval mode the trunk dropout is the identity

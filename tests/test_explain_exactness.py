@@ -12,12 +12,17 @@ from tests.naive_cams import naive_maps, naive_probs
 
 METHODS = ["gradcam", "gradcam++", "smoothgradcam++", "reciprocam", "scorecam"]
 PASSES = 3
-SIZES = {"resnet18": 64, "mobilenet_v2": 64, "trunk": 12}
+SIZES = {"resnet18": 64, "resnet18_trunk": 64, "mobilenet_v2": 64, "trunk": 12}
 # Score-CAM's naive loop runs one masked input per channel: a narrower layer keeps it fast.
-SCORECAM_TARGETS = {"resnet18": "layer2", "mobilenet_v2": "features.10", "trunk": "head_conv"}
+SCORECAM_TARGETS = {
+    "resnet18": "layer2",
+    "resnet18_trunk": "layer2",
+    "mobilenet_v2": "features.10",
+    "trunk": "head_conv",
+}
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2", "trunk"])
+@pytest.mark.parametrize("arch", ["resnet18", "resnet18_trunk", "mobilenet_v2", "trunk"])
 @pytest.mark.parametrize("method", METHODS)
 def test_batched_passes_equal_per_pass_loop(arch: str, method: str) -> None:
     model = BUILDERS[arch](PASSES)

@@ -318,3 +318,14 @@ def test_real_data_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert sum(training["recordings"]["val"].values()) >= 2  # held-out videos, not frames
     assert not set(training["train_recordings"]) & set(training["val_recordings"])
     assert str(REAL_DATA.parent) not in json.dumps(meta.to_dict())
+
+
+def test_trunk_dropout_is_trained_and_stored(phantom_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "trunk.pt"
+    args = ["--data", str(phantom_root), "--out", str(out), "--epochs", "1", *FAST]
+    assert main([*args, "--trunk-dropout", "0.25"]) == 0
+    model, meta = load_checkpoint(out)
+    assert meta.trunk_dropout == 0.25
+    assert meta.training["hyperparameters"]["trunk_dropout"] == 0.25
+    dropout = model.get_submodule("features.17.conv.4")
+    assert isinstance(dropout, torch.nn.Dropout2d) and dropout.p == 0.25
