@@ -61,6 +61,7 @@ def benchmark_engine(
     device: str = "cpu",
     input_size: int = 224,
     num_classes: int = 3,
+    trunk_dropout: float = 0.0,
     repeats: int = 7,
     budget_s: float = 30.0,
     progress: Callable[[str], None] | None = None,
@@ -75,7 +76,7 @@ def benchmark_engine(
 
     dev = resolve_device(device)
     torch.manual_seed(0)
-    model = build_model(arch, num_classes).to(dev).eval()
+    model = build_model(arch, num_classes, trunk_dropout=trunk_dropout).to(dev).eval()
     x = torch.randn(1, 3, input_size, input_size, device=dev)
 
     def forward() -> None:
@@ -108,6 +109,7 @@ def benchmark_engine(
         rows.append(row)
     return {
         "arch": arch,
+        "trunk_dropout": trunk_dropout,
         "device": str(dev),
         "passes": passes,
         "input_size": input_size,
@@ -122,7 +124,8 @@ def format_table(report: dict[str, Any]) -> str:
     """The report as a fixed-width table with the two ratios the targets are stated in."""
     lines = [
         f"{report['arch']} on {report['device']}, T={report['passes']}, batch 1, "
-        f"{report['input_size']}x{report['input_size']}",
+        f"{report['input_size']}x{report['input_size']}"
+        + (f", trunk dropout {report['trunk_dropout']}" if report.get("trunk_dropout") else ""),
         f"{'method':16s} {'forward':>9s} {'original':>9s} {'proposed':>9s} {'loop':>9s} "
         f"{'prop/orig':>9s} {'loop/prop':>9s}",
     ]

@@ -161,6 +161,8 @@ def test_bench_writes_the_report_schema(tmp_path: Path) -> None:
             "64",
             "--repeats",
             "1",
+            "--trunk-dropout",
+            "0.2",
             "--json",
             str(report_path),
         ]
@@ -168,6 +170,7 @@ def test_bench_writes_the_report_schema(tmp_path: Path) -> None:
     assert code == 0
     report = json.loads(report_path.read_text())
     assert (report["arch"], report["device"], report["passes"]) == ("resnet18", "cpu", 3)
+    assert report["trunk_dropout"] == 0.2
     assert [row["method"] for row in report["rows"]] == ["gradcam++", "reciprocam"]
     for row in report["rows"]:
         assert set(row) == {"method", "forward_ms", "original_ms", "proposed_ms", "loop_ms"}

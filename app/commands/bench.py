@@ -24,6 +24,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     bench.add_argument("--passes", type=int, default=10)
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--input-size", type=int, default=224)
+    bench.add_argument(
+        "--trunk-dropout",
+        type=float,
+        default=0.0,
+        help="also a Dropout2d on the target layer's input (models.train --trunk-dropout)",
+    )
     bench.add_argument("--repeats", type=int, default=7, help="timed runs per measurement")
     bench.add_argument(
         "--budget",
@@ -48,6 +54,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         args.passes,
         args.device,
         args.input_size,
+        trunk_dropout=args.trunk_dropout,
         repeats=args.repeats,
         budget_s=args.budget,
         progress=lambda line: print(line, file=sys.stderr),
