@@ -313,3 +313,23 @@ def test_review_maps_match_the_engine_upsampling(recorded: tuple[Path, list[Fram
     frame = ReviewSession(folder).frame(0)
     stored = torch.from_numpy(frame.record.mean)
     assert np.array_equal(frame.mean, upsample_map(stored, frame.display.shape).numpy())
+
+
+def test_background_recorder_stops_even_when_its_thread_died(tmp_path: Path) -> None:
+    settings = fake_settings(tmp_path)
+    session = SessionRecorder(tmp_path / "s", settings=settings)
+    gate = threading.Event()
+
+    def broken_write(result: FrameResult) -> bool:
+        gate.wait(10)
+        raise RuntimeError("a bug in the writer")
+
+    session.write = broken_write  # type: ignore[method-assign]
+    recorder = BackgroundRecorder(session, max_pending=1)
+    for i in range(3):
+        recorder.submit(fake_result(i, settings))  # the queue is full now
+    gate.set()
+    start = time.monotonic()
+    assert recorder.stop(timeout=5)
+    assert time.monotonic() - start < 5
+    assert SessionReader(tmp_path / "s").manifest["ended_utc"]  # closed all the same

@@ -112,8 +112,12 @@ class BackgroundRecorder:
         with self._lock:
             first = not self._stopped
             self._stopped = True
-        if first:
-            self._queue.put(_STOP)  # blocks only while the queue is full: the thread drains it
+        while first and self._thread.is_alive():  # a full queue drains, unless the thread died
+            try:
+                self._queue.put(_STOP, timeout=0.1)
+                break
+            except queue.Full:
+                continue
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
