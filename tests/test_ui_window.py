@@ -110,6 +110,7 @@ def test_frames_flow_into_all_three_panels(qtbot: QtBot, demo_window: MainWindow
     assert (enhanced.overlay_image[..., 3][result.fov_mask] > 0).all()
     # the maps carry the frame they were computed from, and its age
     assert f"frame {result.frame_id}" in enhanced.caption.text
+    assert "MC Dropout: head p = 0.2" in window.model_line.toolTip()  # where randomness is
     # shown results are reported, so the readout is capture to display
     pipeline = window.pipeline
     assert pipeline is not None

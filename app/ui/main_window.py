@@ -390,7 +390,11 @@ class MainWindow(QMainWindow):
         self.model_line.setText(
             f"Model: {settings.checkpoint.name}  ·  {meta.arch}  ·  {', '.join(meta.class_names)}"
         )
-        self.model_line.setToolTip(f"{settings.checkpoint}\n{meta.provenance}")
+        trunk = f", trunk (Dropout2d) p = {meta.trunk_dropout:g}" if meta.trunk_dropout else ""
+        self.model_line.setToolTip(
+            f"{settings.checkpoint}\n{meta.provenance}\n"
+            f"MC Dropout: head p = {meta.dropout:g}{trunk}"
+        )
         self.intended_use.setText(f"⚠  {meta.intended_use}")
         self.intended_use.show()
         self.controls.set_class_names(meta.class_names)
