@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 
+from app.pipeline.daemon import DaemonLoop
 from app.pipeline.events import EventKind, EventLog
 from app.pipeline.mode import Mode
 from app.pipeline.slots import Slot
@@ -31,7 +32,7 @@ _IDLE_WAIT_S = 0.1  # how long the thread sleeps between checks when it has noth
 _RETRY_WAIT_S = 0.005  # a source with no frame yet is asked again after this
 
 
-class CaptureThread:
+class CaptureThread(DaemonLoop):
     """Reads ``source`` into ``frames`` on its own thread (see the module documentation).
 
     Args:
@@ -61,6 +62,7 @@ class CaptureThread:
         paused: bool = False,
         reopen_interval_s: float = 1.0,
     ) -> None:
+        super().__init__("pcle-capture")
         self.source = source
         self._frames = frames
         self._stats = stats
@@ -80,12 +82,8 @@ class CaptureThread:
         self._latest: SourceFrame | None = None
         self._watchdog.set_paused(self._paused)
         self._update_watchdog_interval()
-        self._thread = threading.Thread(target=self._run, name="pcle-capture", daemon=True)
 
     # -- lifecycle
-
-    def start(self) -> None:
-        self._thread.start()
 
     def stop(self) -> None:
         """Ask the thread to finish (returns at once; see :meth:`join`)."""
@@ -94,16 +92,6 @@ class CaptureThread:
             self._cond.notify_all()
         self._frames.wake()
         self.source.interrupt()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the thread to finish; True when it has (or never started)."""
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
 
     # -- state read by other threads
 

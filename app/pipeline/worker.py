@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from app.pipeline.analyzer import FrameAnalyzer
+from app.pipeline.daemon import DaemonLoop
 from app.pipeline.events import EventKind, EventLog
 from app.pipeline.mode import Mode
 from app.pipeline.results import FrameResult
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 _TAKE_TIMEOUT_S = 0.05  # the worker checks for stop and new settings at least this often
 
 
-class InferenceWorker:
+class InferenceWorker(DaemonLoop):
     """Analyses frames from ``frames`` into ``results`` on its own thread.
 
     Args:
@@ -52,6 +53,7 @@ class InferenceWorker:
         *,
         mode: Mode = Mode.LIVE,
     ) -> None:
+        super().__init__("pcle-inference")
         self._analyzer = analyzer
         self._frames = frames
         self._results = results
@@ -67,27 +69,14 @@ class InferenceWorker:
         self._finished = 0
         self._last_result: FrameResult | None = None
         self._tap: Callable[[FrameResult], object] | None = None
-        self._thread = threading.Thread(target=self._run, name="pcle-inference", daemon=True)
 
     # -- lifecycle
-
-    def start(self) -> None:
-        self._thread.start()
 
     def stop(self) -> None:
         """Ask the thread to finish after the frame in hand (returns at once; see :meth:`join`)."""
         self._stopping = True
         self._frames.wake()
         self._results.wake()
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
 
     # -- state
 
