@@ -333,3 +333,22 @@ def test_background_recorder_stops_even_when_its_thread_died(tmp_path: Path) -> 
     assert recorder.stop(timeout=5)
     assert time.monotonic() - start < 5
     assert SessionReader(tmp_path / "s").manifest["ended_utc"]  # closed all the same
+
+
+def test_a_model_change_mid_session_reviews_at_each_models_input_size(tmp_path: Path) -> None:
+    import dataclasses
+
+    settings = fake_settings(tmp_path)
+    big = np.zeros((48, 48), bool)
+    big[8:40, 8:40] = True
+    with SessionRecorder(tmp_path / "s", settings=settings) as recorder:
+        for i in range(4):
+            result = fake_result(i, settings)
+            if i >= 2:  # a model with a 48 px input from frame 2 on
+                result = dataclasses.replace(
+                    result, display=np.zeros((48, 48), np.float32), fov_mask=big
+                )
+            assert recorder.write(result)
+    session = ReviewSession(tmp_path / "s")
+    assert [session.frame(i).display.shape for i in range(4)] == [(32, 32)] * 2 + [(48, 48)] * 2
+    assert session.frame(3).record.input_size == (48, 48)

@@ -38,7 +38,8 @@ class FrameRecord:
     Times ``capture_s`` / ``result_s`` are seconds since the session started; ``mean`` and
     ``cv`` are float32 (from float16 on disk) at the target layer's resolution, CV NaN where
     undefined; ``mean_cv_in_fov`` is None when no CV pixel in the field of view was defined;
-    ``mc`` is False for the original explanation (Dropout off, one pass).
+    ``mc`` is False for the original explanation (Dropout off, one pass); ``input_size`` is the
+    model input (H, W) the frame was analysed at (None in sessions recorded before it was kept).
     """
 
     position: int
@@ -60,6 +61,7 @@ class FrameRecord:
     method: str
     passes: int
     mc: bool
+    input_size: tuple[int, int] | None
     fov: tuple[float, float, float]
     fov_found: bool
     timings_ms: dict[str, float]
@@ -234,6 +236,9 @@ class SessionReader:
             method=str(a["method"][row]),
             passes=int(a["passes"][row]),
             mc=bool(a["mc"][row]) if "mc" in a else bool(self.manifest.get("mc", True)),
+            input_size=(
+                (int(a["input_size"][0]), int(a["input_size"][1])) if "input_size" in a else None
+            ),
             fov=tuple(float(v) for v in a["fov"][row]),  # type: ignore[arg-type]
             fov_found=bool(a["fov_found"][row]),
             timings_ms=timings,

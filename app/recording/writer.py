@@ -321,6 +321,7 @@ class SessionRecorder:
         pass_probs = _numpy(ex.probs).astype(np.float32) if self.store_pass_probs else None
         signature = (
             mean.shape,
+            result.display.shape[:2],
             tuple(result.class_names),
             None if pass_probs is None else pass_probs.shape,
         )
@@ -366,6 +367,7 @@ class SessionRecorder:
             "passes": int(ex.passes),
             "mc": bool(ex.mc),
             "class_names": tuple(result.class_names),
+            "input_size": tuple(result.display.shape[:2]),
             "timings_ms": dict(result.timings_ms),
         }
         self._write_row(result, record)
@@ -440,6 +442,7 @@ class SessionRecorder:
             "passes": np.array([r["passes"] for r in rows], dtype=np.int32),
             "mc": np.array([r["mc"] for r in rows], dtype=bool),
             "class_names": np.array(rows[0]["class_names"]),
+            "input_size": np.array(rows[0]["input_size"], dtype=np.int32),
             "timing_names": np.array(stages, dtype=str),
             "timings_ms": np.array(
                 [[r["timings_ms"].get(s, math.nan) for s in stages] for r in rows],

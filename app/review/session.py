@@ -118,16 +118,10 @@ class ReviewSession:
             if len(self.reader) == 0:
                 raise RecordingError(f"{self.folder}: the session holds no frame")
             raise RecordingError(f"{self.folder}: the manifest does not describe the model")
-        height, width = (int(v) for v in metadata["input_size"])
+        self.input_size: tuple[int, int] = tuple(int(v) for v in metadata["input_size"])  # type: ignore[assignment]
+        """The first model's input size (H, W); a frame's own is in its record."""
         self.class_names: tuple[str, ...] = tuple(metadata.get("class_names", ()))
-        self.preprocessor = FramePreprocessor(
-            PreprocessConfig(
-                (height, width),
-                tuple(metadata.get("mean", (0.0, 0.0, 0.0))),
-                tuple(metadata.get("std", (1.0, 1.0, 1.0))),
-                bit_depth=metadata.get("bit_depth"),
-            )
-        )
+        self._preprocessors: dict[tuple[int, int], FramePreprocessor] = {}
         self._timeline: Timeline | None = None
 
     @property
@@ -168,7 +162,7 @@ class ReviewSession:
         cx, cy, radius = record.fov
         fov = FieldOfView(cx, cy, radius, found=record.fov_found, source="recorded")
         try:
-            pre = self.preprocessor(raw, fov=fov)
+            pre = self._preprocessor(record.input_size or self.input_size)(raw, fov=fov)
         except ValueError as exc:
             raise RecordingError(f"frame {position}: {exc}") from None
         size = tuple(pre.display.shape[:2])
@@ -183,6 +177,14 @@ class ReviewSession:
             cv=cv,
             record=record,
         )
+
+    def _preprocessor(self, size: tuple[int, int]) -> FramePreprocessor:
+        """The display preprocessing for a model input ``size`` (a session may change model).
+        Normalisation does not matter here: only the display image is used."""
+        if size not in self._preprocessors:
+            config = PreprocessConfig(size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+            self._preprocessors[size] = FramePreprocessor(config)
+        return self._preprocessors[size]
 
     def describe(self) -> str:
         """One line: when, what source, which method and model, how many frames."""
