@@ -59,14 +59,21 @@ def run_demo(out: Path, headless: bool | None = None) -> int:
     if not headless:
         return main(["view", "--source", str(video), "--checkpoint", str(model)])
 
+    import shutil
+
     from app.pipeline import PipelineSettings, SettingsError, SourceError
     from app.pipeline.headless import process
+    from app.recording import RecordingError, SessionRecorder
     from models.checkpoint import read_metadata
 
     print(f"no usable display: processing the demo headless ({read_metadata(model).intended_use})")
+    settings = PipelineSettings(model, method="gradcam++", passes=10, seed=0)
+    session = out / "session"
+    shutil.rmtree(session, ignore_errors=True)  # the previous demo's session, ours to replace
     try:
-        report = process(video, PipelineSettings(model, method="gradcam++", passes=10, seed=0), out)
-    except (SourceError, SettingsError, RuntimeError) as exc:
+        with SessionRecorder(session, settings=settings, source=video) as recorder:
+            report = process(video, settings, out, on_result=recorder.write)
+    except (SourceError, SettingsError, RuntimeError, RecordingError) as exc:
         raise CommandError(str(exc)) from exc
     print(
         f"  {report.frames} frames of {video.name}, Grad-CAM++ with T = 10 MC Dropout passes, "
@@ -76,5 +83,9 @@ def run_demo(out: Path, headless: bool | None = None) -> int:
     print(
         f"  per-frame results (class, probabilities, entropy, latency, mean CV): "
         f"{report.table.resolve()}"
+    )
+    print(
+        f"  recorded session, reviewable without the model: {session.resolve()}\n"
+        f"    (python -m app review {session} --info, or open it on a machine with a display)"
     )
     return 0

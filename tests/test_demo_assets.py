@@ -82,3 +82,10 @@ def test_make_run_without_a_display_processes_the_demo(
         assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(CLASSES) * FRAMES_PER_CLASS
     finally:
         capture.release()
+    from app.review import ReviewSession
+
+    session = ReviewSession(tmp_path / "session")  # recorded too, and reviewable
+    assert len(session) == len(CLASSES) * FRAMES_PER_CLASS and session.reader.closed_cleanly
+    assert "python -m app review" in printed
+    assert main(["run", "--headless", "--out", str(tmp_path)]) == 0  # a rerun replaces it
+    assert len(ReviewSession(tmp_path / "session")) == len(CLASSES) * FRAMES_PER_CLASS
