@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.commands.common import DEFAULT_OUT, CommandError
-from app.explain import METHODS
+from app.commands.common import DEFAULT_OUT, CommandError, add_explanation_options
 
 __all__ = ["add_parser", "explain_file", "read_frame"]
 
@@ -23,15 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     """Add the ``explain`` subcommand to the CLI's subparsers."""
     explain = sub.add_parser("explain", help="explain one frame (image or video frame)")
     explain.add_argument("image", help="image file (PNG, TIFF, 8/16-bit, grey or colour) or video")
-    explain.add_argument("--checkpoint", help="model checkpoint (.pt) written by this project")
-    explain.add_argument("--method", default="gradcam++", choices=list(METHODS))
-    explain.add_argument("--passes", type=int, default=10, help="MC Dropout passes T")
-    explain.add_argument(
-        "--original", action="store_true", help="Dropout off, one pass (the paper's 'original')"
-    )
-    explain.add_argument(
-        "--class", dest="target_class", help="class to explain (name or index); default: predicted"
-    )
+    add_explanation_options(explain, passes_help="MC Dropout passes T")
     explain.add_argument("--frame", type=int, default=0, help="frame index, for a video")
     explain.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     explain.add_argument("--seed", type=int, help="seed the dropout masks (reproducible)")

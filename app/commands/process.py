@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.commands.common import DEFAULT_OUT, CommandError
-from app.explain import METHODS
+from app.commands.common import DEFAULT_OUT, CommandError, add_explanation_options
 
 if TYPE_CHECKING:
     from app.pipeline import PipelineSettings
@@ -23,15 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "process", help="explain every frame of a recording: panel video and per-frame CSV"
     )
     process.add_argument("video", help="video file (mp4, avi, mpg, mkv, mov) or image folder")
-    process.add_argument("--checkpoint", help="model checkpoint (.pt) written by this project")
-    process.add_argument("--method", default="gradcam++", choices=list(METHODS))
-    process.add_argument("--passes", type=int, default=10, help="MC Dropout passes T (1-64)")
-    process.add_argument(
-        "--original", action="store_true", help="Dropout off, one pass (the paper's 'original')"
-    )
-    process.add_argument(
-        "--class", dest="target_class", help="class to explain (name or index); default: predicted"
-    )
+    add_explanation_options(process, passes_help="MC Dropout passes T (1-64)")
     process.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     process.add_argument("--seed", type=int, help="seed the dropout masks (reproducible)")
     process.add_argument("--max-frames", type=int, help="stop after this many frames")

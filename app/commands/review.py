@@ -65,11 +65,12 @@ def _review(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     exporting = bool(args.export_clip or args.snapshot)
     if args.info or exporting:
+        bookmarks = BookmarkStore(folder)
         if args.info:
             print(session.describe())
             if not session.reader.closed_cleanly:
                 print(f"  not closed cleanly: {session.reader.error or 'the recording was killed'}")
-            for mark in BookmarkStore(folder).all():
+            for mark in bookmarks.all():
                 print(f"  bookmark #{mark.position}: {mark.note}")
         if args.export_clip:
             report = export_clip(
@@ -86,7 +87,7 @@ def _review(args: argparse.Namespace) -> int:
                 raise CommandError(
                     f"frame {position} is outside the session ({len(session)} frames)"
                 )
-            mark = BookmarkStore(folder).get(position % len(session))
+            mark = bookmarks.get(position % len(session))
             files = export_snapshot(
                 session,
                 position,
