@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -29,16 +30,18 @@ CLASSES = ("glioblastoma", "meningioma", "metastasis")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fake_metadata() -> CheckpointMetadata:
+def fake_metadata(classes: tuple[str, ...] = CLASSES, **more: Any) -> CheckpointMetadata:
+    """Metadata of a ResNet-18 with 32 px input; ``more`` adds fields (e.g. ``intended_use``)."""
     return CheckpointMetadata(
         arch="resnet18",
-        class_names=list(CLASSES),
+        class_names=list(classes),
         input_size=(32, 32),
         mean=(0.5, 0.5, 0.5),
         std=(0.25, 0.25, 0.25),
         target_layer="layer4",
         dropout=0.2,
         provenance="test",
+        **more,
     )
 
 

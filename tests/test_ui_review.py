@@ -30,6 +30,7 @@ from app.ui.viewer import application
 from models.checkpoint import CheckpointMetadata
 from models.fov import FieldOfView
 from tests.session_support import explanation_from
+from tests.test_recording import fake_metadata
 
 CLASSES = ("glioblastoma", "meningioma")
 FRAMES = 12
@@ -39,17 +40,7 @@ PASSES = 4
 
 
 def _metadata() -> CheckpointMetadata:
-    return CheckpointMetadata(
-        arch="resnet18",
-        class_names=list(CLASSES),
-        input_size=(32, 32),
-        mean=(0.5, 0.5, 0.5),
-        std=(0.25, 0.25, 0.25),
-        target_layer="layer4",
-        dropout=0.2,
-        provenance="test",
-        intended_use="test session, not for clinical use",
-    )
+    return fake_metadata(CLASSES, intended_use="test session, not for clinical use")
 
 
 def _raw(i: int) -> np.ndarray:
