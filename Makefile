@@ -20,8 +20,8 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check app models tests
-	$(PY) -m ruff format --check app models tests
+	$(PY) -m ruff check app models tests scripts
+	$(PY) -m ruff format --check app models tests scripts
 
 bench: $(STAMP)
 	$(PY) -m app bench --arch resnet18 --methods gradcam,gradcam++,smoothgradcam++,scorecam,reciprocam --passes 10 --device cpu --json bench.json

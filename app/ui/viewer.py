@@ -13,18 +13,26 @@ from collections.abc import Sequence
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
+from app.ui.gui_thread_gc import GuiThreadCollector
 from app.ui.main_window import MainWindow
 from app.ui.options import ViewerOptions
 from app.ui.recent import PreferencesStore
 from app.ui.theme import apply_theme
 
-__all__ = ["application", "exec_until_closed", "run_viewer"]
+__all__ = ["application", "exec_until_closed", "gui_thread_collector", "run_viewer"]
 
 _THEMED = "pcle_viewer_themed"
+_COLLECTED = "pcle_viewer_gui_thread_gc"
+_collector: GuiThreadCollector | None = None
 
 
 def application(argv: Sequence[str] | None = None) -> QApplication:
-    """The running ``QApplication`` (created when there is none), with the viewer's theme."""
+    """The running ``QApplication`` (created when there is none), with the viewer's theme.
+
+    From here on, Python's cyclic garbage collector runs on the GUI thread only
+    (:class:`~app.ui.gui_thread_gc.GuiThreadCollector`): a collection on a worker thread that
+    frees a Qt object crashes the process.
+    """
     app = QApplication.instance()
     if app is None:
         app = QApplication(list(argv) if argv is not None else sys.argv[:1])
@@ -34,7 +42,18 @@ def application(argv: Sequence[str] | None = None) -> QApplication:
     if not app.property(_THEMED):
         apply_theme(app)
         app.setProperty(_THEMED, True)
+    if not app.property(_COLLECTED):
+        global _collector
+        _collector = GuiThreadCollector(app)
+        _collector.start()
+        app.setProperty(_COLLECTED, True)
     return app
+
+
+def gui_thread_collector() -> GuiThreadCollector | None:
+    """The collector :func:`application` installed for the running application, if any."""
+    app = QApplication.instance()
+    return _collector if app is not None and app.property(_COLLECTED) else None
 
 
 def run_viewer(

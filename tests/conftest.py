@@ -1,0 +1,67 @@
+"""Suite-wide fixtures: one QApplication that collects garbage on the GUI thread only, and
+no test module that leaves a thread running or a window open."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import tqdm
+
+LEAK_GRACE_S = 30.0
+
+# tqdm's monitor thread outlives every progress bar; the suite's bars need no monitor.
+tqdm.tqdm.monitor_interval = 0
+
+
+@pytest.fixture(scope="session")
+def qapp(qapp_args: list[str]) -> Any:
+    """pytest-qt's application, made by the viewer's own :func:`app.ui.viewer.application`:
+    themed, and with Python's cyclic garbage collector moved onto the GUI thread."""
+    from app.ui.viewer import application
+
+    return application(qapp_args)
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_on_the_main_thread() -> Iterator[None]:
+    """Once a Qt application exists automatic collection is off; tests that run no event loop
+    would otherwise never collect. Do the due collections here, on the main (GUI) thread."""
+    yield
+    viewer = sys.modules.get("app.ui.viewer")
+    collector = viewer.gui_thread_collector() if viewer is not None else None
+    if collector is not None:
+        collector.collect_due()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_leaked_threads_or_windows(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test module leaves no thread running and no window open for the next one.
+
+    Checked once its module-scoped fixtures (a shared viewer window) are torn down; a thread
+    still finishing gets a deadline to end, not a sleep.
+    """
+    import threading
+
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + LEAK_GRACE_S
+    left = [t for t in threading.enumerate() if t not in before]
+    for thread in left:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = [t.name for t in left if t.is_alive()]
+    windows = _open_windows()
+    assert not left, f"{request.node.name} left threads running: {left}"
+    assert not windows, f"{request.node.name} left windows open: {windows}"
+
+
+def _open_windows() -> list[str]:
+    """Top-level widgets still shown, if Qt is in use."""
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    app = widgets.QApplication.instance() if widgets is not None else None
+    if app is None:
+        return []
+    return [type(w).__name__ for w in app.topLevelWidgets() if w.isVisible()]
