@@ -88,6 +88,8 @@ def explain_file(
         to_uint8_gray,
     )
     from app.pipeline import FrameAnalyzer, PipelineSettings, SettingsError, SourceFrame
+    from app.private_files import make_private_dirs
+    from app.recording.files import write_atomic
     from models.fov import to_gray_float
 
     frame = read_frame(image, frame_index)
@@ -110,23 +112,26 @@ def explain_file(
         raise CommandError(f"{image}: {exc}") from exc
     explanation = result.explanation
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(out)
     mean_up, cv_up = result.maps()
-    cv2.imwrite(str(out / "raw.png"), to_uint8_gray(to_gray_float(frame)))
-    cv2.imwrite(
-        str(out / "enhanced.png"),
-        blend(result.display, mean_up, ENHANCED_LEVELS, ENHANCED_COLORMAP, mask=result.fov_mask),
-    )
-    cv2.imwrite(
-        str(out / "risk.png"),
-        blend(result.display, cv_up, RISK_LEVELS, RISK_COLORMAP, mask=result.fov_mask),
-    )
-    np.savez_compressed(
-        out / "maps.npz",
+    pictures = {
+        "raw.png": to_uint8_gray(to_gray_float(frame)),
+        "enhanced.png": blend(
+            result.display, mean_up, ENHANCED_LEVELS, ENHANCED_COLORMAP, mask=result.fov_mask
+        ),
+        "risk.png": blend(result.display, cv_up, RISK_LEVELS, RISK_COLORMAP, mask=result.fov_mask),
+    }
+    for name, picture in pictures.items():
+        ok, png = cv2.imencode(".png", picture)
+        if not ok:
+            raise CommandError(f"OpenCV cannot encode {name}")
+        write_atomic(out / name, png.tobytes(), sync=False)
+    arrays = {
         **explanation.to_numpy(),
-        display=result.display,
-        class_names=np.array(result.class_names),
-    )
+        "display": result.display,
+        "class_names": np.array(result.class_names),
+    }
+    write_atomic(out / "maps.npz", lambda fh: np.savez_compressed(fh, **arrays), sync=False)
     summary = {
         "image": image.name,
         "checkpoint": checkpoint.name,
@@ -144,7 +149,7 @@ def explain_file(
         "timings_ms": {k: round(v, 2) for k, v in explanation.timings_ms.items()},
         "outputs": ["raw.png", "enhanced.png", "risk.png", "maps.npz"],
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode(), sync=False)
     return summary
 
 

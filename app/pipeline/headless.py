@@ -26,6 +26,7 @@ from app.pipeline.pipeline import Pipeline
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
 from app.pipeline.sources import FrameSource
+from app.private_files import make_private_dirs, open_private
 
 __all__ = [
     "VIDEO_FORMATS",
@@ -150,7 +151,7 @@ def process(
     pipeline = Pipeline(source, settings, mode=Mode.ANALYSIS)
     out = Path(out_dir)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(out)
     except OSError:
         pipeline.stop()
         raise
@@ -166,7 +167,7 @@ def process(
     start = time.monotonic()
     with (
         pipeline,
-        open(table_path, "w", newline="") as table,
+        open_private(table_path, "w", newline="") as table,
         tqdm(total=total, unit="frame", disable=not progress, desc=name) as bar,
     ):
         writer: csv.DictWriter | None = None

@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.private_files import make_private
+
 __all__ = ["VIDEO_FORMATS", "PanelVideoWriter", "count_video_frames"]
 
 VIDEO_FORMATS: tuple[tuple[str, str], ...] = (("mp4v", ".mp4"), ("MJPG", ".avi"))
@@ -69,6 +71,8 @@ class PanelVideoWriter:
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h))
             if writer.isOpened():
                 self._writer, self.path, self.codec, self._size = writer, path, fourcc, (w, h)
+                if path.exists():
+                    make_private(path)
                 return
             writer.release()
             path.unlink(missing_ok=True)
@@ -79,6 +83,8 @@ class PanelVideoWriter:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+            if self.path is not None and self.path.exists():
+                make_private(self.path)
 
     def __enter__(self) -> PanelVideoWriter:
         return self

@@ -2,7 +2,8 @@
 
 A file written here is either absent or whole: it is written to a temporary name in the same
 folder, optionally fsync'd, then renamed over the target (``os.replace`` is atomic on POSIX and
-Windows), so a process killed mid-write leaves the previous version readable.
+Windows), so a process killed mid-write leaves the previous version readable. It holds patient
+data, so it is created readable by its owner only (:mod:`app.private_files`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+from app.private_files import private_opener
 
 __all__ = ["DISK_FULL_ERRNOS", "fsync_dir", "fsync_file", "is_disk_full", "write_atomic"]
 
@@ -64,7 +67,7 @@ def write_atomic(
     """
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        with open(tmp, "wb", opener=private_opener) as fh:
             if isinstance(payload, bytes):
                 fh.write(payload)
             else:

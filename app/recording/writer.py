@@ -32,6 +32,7 @@ import numpy as np
 from app.pipeline.headless import csv_columns, csv_row
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
+from app.private_files import PRIVATE_DIR_MODE, make_private_dirs, open_private
 from app.recording.files import fsync_dir, fsync_file, is_disk_full, write_atomic
 from app.recording.layout import (
     DISPLAY_LOG_NAME,
@@ -155,8 +156,10 @@ class SessionRecorder:
             "error": None,
         }
         try:
-            (self.folder / RESULTS_DIR).mkdir(parents=True, exist_ok=True)
-            (self.folder / FRAMES_DIR).mkdir(exist_ok=True)
+            make_private_dirs(self.folder)
+            os.chmod(self.folder, PRIVATE_DIR_MODE)  # an empty folder given to us is ours
+            make_private_dirs(self.folder / RESULTS_DIR)
+            make_private_dirs(self.folder / FRAMES_DIR)
             write_manifest(self.folder, self._manifest)
             fsync_dir(self.folder.parent)
         except OSError as exc:
@@ -227,7 +230,7 @@ class SessionRecorder:
                 return False
             try:
                 if self._display_log is None:
-                    self._display_log = open(  # noqa: SIM115
+                    self._display_log = open_private(
                         self.folder / DISPLAY_LOG_NAME, "a", newline="", encoding="utf-8"
                     )
                     self._display_log.write("frame_id,display_s,capture_to_display_ms\n")
@@ -338,7 +341,7 @@ class SessionRecorder:
         relative = frame_file(self._chunk_index, position, suffix)
         path = self.folder / relative
         if not path.parent.exists():
-            path.parent.mkdir(parents=True)
+            make_private_dirs(path.parent)
             self._unsynced.append(path.parent.parent)
         write_atomic(path, payload, sync=False)
         self._unsynced.append(path)
@@ -381,7 +384,7 @@ class SessionRecorder:
     def _write_row(self, result: FrameResult, record: Mapping[str, Any]) -> None:
         if self._table is None:
             columns = [*csv_columns(result), "method", "passes"]
-            self._table = open(self.folder / TABLE_NAME, "a", newline="", encoding="utf-8")  # noqa: SIM115
+            self._table = open_private(self.folder / TABLE_NAME, "a", newline="", encoding="utf-8")
             self._table_writer = csv.DictWriter(
                 self._table, columns, restval="", extrasaction="ignore"
             )

@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 
 from app.pipeline.panel_video import VIDEO_FORMATS, PanelVideoWriter, count_video_frames
+from app.private_files import make_private_dirs
 from app.recording.files import write_atomic
 from app.review.session import ReviewFrame, ReviewSession
 
@@ -110,7 +111,7 @@ def export_clip(
             f"frames {start}..{stop} are not a span of this session (0..{len(session)})"
         )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     writer = PanelVideoWriter(path.with_suffix(""), fps or session.fps, _video_formats(path))
     total = stop - start
     size = (0, 0)
@@ -161,7 +162,7 @@ def export_snapshot(
     """
     frame = frame if frame is not None else session.frame(position)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(folder)
     stem = folder / f"review-frame{frame.position:06d}"
     ok, png = cv2.imencode(".png", frame.panels(height))
     if not ok:

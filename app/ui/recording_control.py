@@ -14,6 +14,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
 from app.pipeline import FrameSource, Pipeline
+from app.private_files import make_private_dirs
 from app.recording import (
     BackgroundRecorder,
     RecordingError,
@@ -94,7 +95,7 @@ class RecordingControl(QWidget):
             return True
         folder = new_session_folder(self.folder)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.folder)
             session = SessionRecorder(
                 folder,
                 settings=pipeline.settings,

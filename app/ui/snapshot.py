@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.pipeline import FrameResult, StatsSnapshot, WindowSummary
+from app.private_files import make_private, make_private_dirs, open_private
 from app.ui.readouts import Prediction
 
 __all__ = ["DEFAULT_SNAPSHOT_DIR", "SnapshotFiles", "save_snapshot", "snapshot_record"]
@@ -174,7 +175,7 @@ def save_snapshot(
         OSError: the folder cannot be created or the files cannot be written.
     """
     folder = Path(folder).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(folder)
     taken_at = taken_at or dt.datetime.now()
     stem = _stem(record, taken_at)
     png, meta = folder / f"{stem}.png", folder / f"{stem}.json"
@@ -184,5 +185,7 @@ def save_snapshot(
         counter += 1
     if not picture.save(str(png)):
         raise OSError(f"could not write {png}")
-    meta.write_text(json.dumps(_finite(record), indent=2, allow_nan=False) + "\n")
+    make_private(png)
+    with open_private(meta, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(_finite(record), indent=2, allow_nan=False) + "\n")
     return SnapshotFiles(png, meta)

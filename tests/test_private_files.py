@@ -1,0 +1,117 @@
+"""Patient video is private by default: every folder the project creates for sessions,
+snapshots, exports and command outputs is 0700 and every file in them 0600, whatever the
+umask; a folder the user already had keeps its mode."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from app.cli import main
+from app.pipeline import PipelineSettings
+from app.pipeline.headless import process
+from app.private_files import make_private_dirs, open_private
+from app.recording import SessionRecorder
+from app.review.bookmarks import BookmarkStore
+from app.review.export import export_clip, export_snapshot
+from app.review.session import ReviewSession
+from app.ui.snapshot import save_snapshot
+from models.phantom import render_frame
+from tests.pipeline_support import phantom_video, tiny_checkpoint
+
+
+@pytest.fixture(params=[0o000, 0o022], ids=["umask-000", "umask-022"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    previous = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)
+
+
+def _modes(root: Path) -> dict[str, int]:
+    """Permission bits of every folder and file below ``root`` (``root`` itself included)."""
+    modes = {".": stat.S_IMODE(root.stat().st_mode)}
+    for path in root.rglob("*"):
+        modes[str(path.relative_to(root))] = stat.S_IMODE(path.stat().st_mode)
+    return modes
+
+
+def _assert_private(root: Path) -> None:
+    modes = _modes(root)
+    assert len(modes) > 1, f"nothing was written under {root}"
+    for name, mode in modes.items():
+        wanted = 0o700 if (root / name).is_dir() else 0o600
+        assert mode == wanted, f"{name}: {oct(mode)}, wanted {oct(wanted)}"
+
+
+def test_sessions_exports_and_outputs_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0)  # the most permissive umask: nothing may depend on it
+    try:
+        _write_everything(tmp_path)
+    finally:
+        os.umask(previous)
+    for made in ("sessions", "processed", "exports", "explained", "snapshots"):
+        _assert_private(tmp_path / "shared" / made)
+    assert stat.S_IMODE((tmp_path / "shared").stat().st_mode) == 0o755  # the user's, left alone
+
+
+def _write_everything(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)  # a folder the user already had, e.g. their desktop
+    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
+    video = phantom_video(tmp_path / "clip.avi", frames=3)
+    settings = PipelineSettings(checkpoint, method="gradcam++", passes=2, seed=0)
+
+    session = shared / "sessions" / "session-1"
+    with SessionRecorder(session, settings=settings, source=video) as recorder:
+
+        def on_result(result: object) -> None:
+            recorder.write(result)
+            recorder.record_display(result, result.result_time)  # type: ignore[attr-defined]
+
+        process(video, settings, shared / "processed", progress=False, on_result=on_result)
+    assert (session / "display.csv").exists()
+    BookmarkStore(session).add(1, "bookmarked")
+    review = ReviewSession(session)
+    export_clip(review, shared / "exports" / "clip.mp4")
+    export_snapshot(review, 2, shared / "exports" / "snaps")
+    frame = shared / "frame.png"
+    cv2.imwrite(str(frame), render_frame("meningioma", seed=1).image)
+    explain = ["explain", str(frame), "--checkpoint", str(checkpoint), "--passes", "2"]
+    assert main([*explain, "--device", "cpu", "--out", str(shared / "explained")]) == 0
+
+    from PySide6.QtGui import QImage
+
+    picture = QImage(8, 8, QImage.Format.Format_RGB888)
+    picture.fill(0)
+    save_snapshot(shared / "snapshots" / "today", picture, {"frame_id": 3})
+
+
+def test_files_written_into_an_existing_folder_are_private(umask: int, tmp_path: Path) -> None:
+    with open_private(tmp_path / "a.csv", "w") as fh:
+        fh.write("x\n")
+    existing = tmp_path / "b.csv"
+    existing.write_text("y\n")
+    os.chmod(existing, 0o644)
+    with open_private(existing, "a") as fh:  # appending makes an existing file private too
+        fh.write("z\n")
+    assert existing.read_text() == "y\nz\n"
+    for name in ("a.csv", "b.csv"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+
+
+def test_a_private_folder_cannot_be_made_over_a_file(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_bytes(b"")
+    with pytest.raises(OSError, match="taken"):
+        make_private_dirs(tmp_path / "taken")
+    with pytest.raises(OSError):
+        make_private_dirs(tmp_path / "taken" / "below")
+    assert np.array_equal(list(tmp_path.iterdir()), [tmp_path / "taken"])
