@@ -46,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     view.add_argument(
         "--settings", help="INI file for remembered settings and recent sources (default: per user)"
     )
+    view.add_argument(
+        "--record", action="store_true", help="record the session from the first frame on"
+    )
     view.add_argument("--fullscreen", action="store_true", help="start full screen")
     view.set_defaults(handler=_cmd_view)
 
@@ -90,7 +93,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
         )
     except SettingsError as exc:
         raise CommandError(str(exc)) from exc
-    return run_viewer(options, store, fullscreen=args.fullscreen)
+    return run_viewer(options, store, fullscreen=args.fullscreen, record=args.record)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -57,30 +57,54 @@ def gui_thread_collector() -> GuiThreadCollector | None:
 
 
 def run_viewer(
-    options: ViewerOptions, store: PreferencesStore | None = None, fullscreen: bool = False
+    options: ViewerOptions,
+    store: PreferencesStore | None = None,
+    fullscreen: bool = False,
+    record: bool = False,
 ) -> int:
-    """Show the viewer and run until its window closes; the exit status."""
+    """Show the viewer and run until its window closes; the exit status (see
+    :func:`exec_until_closed`). With ``record``, recording starts once the source is open."""
     app = application()
     window = MainWindow(options, store)
     if fullscreen:
         window.toggle_fullscreen()
     else:
         window.showMaximized()
+    if record:
+        window.toggle_recording()
     return exec_until_closed(app, window)
+
+
+CLOSING_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""Signals that close the viewer cleanly (recording finished, threads joined)."""
 
 
 def exec_until_closed(app: QApplication, window: QWidget) -> int:
     """Run the event loop until ``window`` closes; the exit status.
 
-    Ctrl+C in the terminal closes the window (stopping what it runs) instead of being lost
-    inside Qt's event loop: a timer lets the interpreter run its signal handlers.
+    SIGINT (Ctrl+C), SIGTERM (``kill``, a shutdown) and SIGHUP (the terminal closed) close
+    every window the way the close button does, so a recording is finished and its manifest
+    says it was closed cleanly; the exit status is then 128 + the signal's number (130, 143,
+    129), as a shell reports a process ended by that signal. A timer lets the interpreter run
+    its signal handlers, which it cannot do inside Qt's event loop.
     """
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    received: list[int] = []
+
+    def close_on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        app.closeAllWindows()
+        window.close()
+
+    previous = {sig: signal.signal(sig, close_on_signal) for sig in CLOSING_SIGNALS}
     wake = QTimer()
     wake.timeout.connect(lambda: None)
     wake.start(200)
     try:
-        return app.exec()
+        code = app.exec()
     finally:
         wake.stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 + received[0] if received else code
