@@ -26,12 +26,13 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
 
-def make_private_dirs(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` and its missing parents, each ``0700``; existing folders are left as
-    they are. Returns ``path``.
+def make_private_dirs(path: str | os.PathLike[str], *, parents: bool = True) -> Path:
+    """Create ``path`` and (with ``parents``) its missing parents, each ``0700``; existing
+    folders are left as they are. Returns ``path``.
 
     Raises:
-        OSError: a folder cannot be created (the error names it), or ``path`` is a file.
+        OSError: a folder cannot be created (the error names it), ``path`` is a file, or
+            (without ``parents``) its parent is missing.
     """
     path = Path(path)
     missing: list[Path] = []
@@ -39,6 +40,8 @@ def make_private_dirs(path: str | os.PathLike[str]) -> Path:
         if folder.exists():
             break
         missing.append(folder)
+        if not parents:
+            break
     for folder in reversed(missing):
         try:
             os.mkdir(folder, PRIVATE_DIR_MODE)

@@ -19,8 +19,8 @@ from app.pipeline import (
     SettingsError,
 )
 from models.architectures import build_model
-from models.checkpoint import FORMAT, FORMAT_VERSION, CheckpointMetadata
-from tests.pipeline_support import numbered_frames, tiny_checkpoint, wait_until
+from models.checkpoint import FORMAT, FORMAT_VERSION, CheckpointMetadata, checkpoint_sha256
+from tests.pipeline_support import CLASSES, numbered_frames, tiny_checkpoint, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +157,28 @@ def test_an_unavailable_device_or_unknown_class_is_reported(checkpoint: Path) ->
             failed = events_of(pipeline, EventKind.SETTINGS_FAILED)
             assert "cuda" in failed[0].message.lower()
         assert pipeline.settings.device == "cpu"
+
+
+def test_a_checkpoint_replaced_or_deleted_while_in_use_changes_nothing_until_chosen(
+    tmp_path: Path,
+) -> None:
+    path = tiny_checkpoint(tmp_path / "in_use.pt")
+    loaded_sha = checkpoint_sha256(path)
+    with live_pipeline(path) as pipeline:
+        next_result_where(pipeline, lambda r: True)
+        assert pipeline.checkpoint_sha256 == loaded_sha
+        path.unlink()  # deleted: changing T still works, on the model in memory
+        pipeline.update_settings(passes=2)
+        events_of(pipeline, EventKind.SETTINGS_APPLIED)
+        assert next_result_where(pipeline, lambda r: r.settings.passes == 2).class_names == tuple(
+            CLASSES
+        )
+        tiny_checkpoint(path, input_size=(48, 48), classes=["x", "y"])  # replaced by another
+        pipeline.update_settings(passes=4)
+        kept = next_result_where(pipeline, lambda r: r.settings.passes == 4)
+        assert kept.class_names == tuple(CLASSES) and kept.display.shape == (64, 64)
+        assert pipeline.checkpoint_sha256 == loaded_sha  # what a recording names as the model
+        pipeline.update_settings(checkpoint=path)  # the user chooses the file: now it loads
+        reloaded = next_result_where(pipeline, lambda r: r.class_names == ("x", "y"))
+        assert reloaded.display.shape == (48, 48)
+        assert pipeline.checkpoint_sha256 == checkpoint_sha256(path) != loaded_sha

@@ -20,7 +20,7 @@ from app.pipeline.sources import (
     _valid_fps,
     open_source,
 )
-from tests.pipeline_support import numbered_frames, phantom_video
+from tests.pipeline_support import REAL_DATA, numbered_frames, phantom_video
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +191,52 @@ def test_iterable_source_from_a_generator_is_not_seekable() -> None:
     with pytest.raises(SourceError, match="cannot seek"):
         source.seek(0)
     assert len(list(source)) == 3
+
+
+def damaged_copies(video: Path, folder: Path) -> dict[str, Path]:
+    """The video cut at half its length, and with 16 KiB of random bytes over its middle."""
+    data = video.read_bytes()
+    third = len(data) // 3
+    garbage = np.random.default_rng(0).bytes(16384)
+    copies = {
+        "truncated": data[: len(data) // 2],
+        "overwritten": data[:third] + garbage + data[third + len(garbage) :],
+    }
+    paths = {}
+    for name, payload in copies.items():
+        paths[name] = folder / f"{name}{video.suffix}"
+        paths[name].write_bytes(payload)
+    return paths
+
+
+def test_a_damaged_video_delivers_the_frames_before_the_damage_and_says_so(
+    tmp_path: Path, video: Path
+) -> None:
+    whole = decoded(video)
+    with VideoFileSource(video) as source:
+        assert len(list(source)) == len(whole) and source.ended_early is None
+    for name, path in damaged_copies(video, tmp_path).items():
+        with VideoFileSource(path) as source:
+            frames = list(source)
+            assert source.state is SourceState.END
+            assert 0 < len(frames) < len(whole), name
+            for frame in frames:  # the frames before the damage, as the whole file has them
+                assert np.array_equal(frame.image, whole[frame.source_index]), name
+            message = source.ended_early
+            assert message is not None and "truncated or damaged" in message, name
+            assert f"after {len(frames)} of the {len(whole)} frames" in message
+            source.seek(0)  # played again from the start: a normal source until it ends again
+            assert source.ended_early is None and source.read() is not None
+
+
+@pytest.mark.realdata
+def test_a_real_video_with_garbage_over_its_middle_says_it_ended_early(tmp_path: Path) -> None:
+    real = REAL_DATA / "meningioma" / "meningioma_9.mpg"
+    if not real.exists():
+        pytest.skip(f"real data not found: {real}")
+    with VideoFileSource(real) as source:
+        assert len(list(source)) >= (source.frame_count or 0) and source.ended_early is None
+    with VideoFileSource(damaged_copies(real, tmp_path)["overwritten"]) as source:
+        frames = list(source)
+        assert frames and source.ended_early is not None
+        assert "truncated or damaged" in source.ended_early

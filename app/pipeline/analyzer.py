@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -16,7 +17,13 @@ from app.explain import Explainer, ExplainerError
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings, SettingsError
 from app.pipeline.sources import SourceFrame
-from models.checkpoint import CheckpointError, CheckpointMetadata, LoadedCheckpoint, load_checkpoint
+from models.checkpoint import (
+    CheckpointError,
+    CheckpointMetadata,
+    LoadedCheckpoint,
+    checkpoint_sha256,
+    load_checkpoint,
+)
 from models.fov import FieldOfViewTracker
 from models.preprocess import FramePreprocessor, PreprocessConfig
 
@@ -32,6 +39,29 @@ def _file_identity(path: Path) -> tuple[str, int, int] | None:
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
+class LoadedModelFile(NamedTuple):
+    """A checkpoint file as it was when loaded: its model and metadata, its SHA-256 and its
+    identity (path, size, mtime), which stay true of the model when the file changes."""
+
+    checkpoint: LoadedCheckpoint
+    sha256: str
+    identity: tuple[str, int, int] | None
+
+    @classmethod
+    def load(cls, path: Path) -> LoadedModelFile:
+        """Load ``path``.
+
+        Raises:
+            SettingsError: the checkpoint cannot be loaded (missing, corrupt, another
+                architecture's weights, ...).
+        """
+        identity = _file_identity(path)
+        try:
+            return cls(load_checkpoint(path, device="cpu"), checkpoint_sha256(path), identity)
+        except CheckpointError as exc:
+            raise SettingsError(str(exc)) from exc
+
+
 class FrameAnalyzer:
     """Preprocesses frames and explains them with one set of settings.
 
@@ -44,8 +74,12 @@ class FrameAnalyzer:
 
     Args:
         settings: what to do.
-        checkpoint: an already loaded ``(model, metadata)`` for ``settings.checkpoint`` (to
-            skip loading the file); None loads it.
+        loaded: ``settings.checkpoint`` already loaded (to skip loading the file); None loads
+            it.
+
+    Attributes:
+        checkpoint_sha256: the SHA-256 of the checkpoint file, taken when it was loaded: what
+            a recording names as the model, even if the file is replaced or deleted later.
 
     Raises:
         SettingsError: the checkpoint cannot be loaded (missing, corrupt, another
@@ -54,16 +88,12 @@ class FrameAnalyzer:
     """
 
     def __init__(
-        self, settings: PipelineSettings, *, checkpoint: LoadedCheckpoint | None = None
+        self, settings: PipelineSettings, *, loaded: LoadedModelFile | None = None
     ) -> None:
         self.settings = settings
-        self._identity = _file_identity(settings.checkpoint)
-        if checkpoint is None:
-            try:
-                checkpoint = load_checkpoint(settings.checkpoint, device="cpu")
-            except CheckpointError as exc:
-                raise SettingsError(str(exc)) from exc
-        self.model, self.metadata = checkpoint
+        self._loaded = loaded or LoadedModelFile.load(settings.checkpoint)
+        self.checkpoint_sha256 = self._loaded.sha256
+        self.model, self.metadata = self._loaded.checkpoint
         meta: CheckpointMetadata = self.metadata
         self.class_names: tuple[str, ...] = tuple(meta.class_names)
         self.class_idx = self._resolve_class(settings.target_class)
@@ -117,18 +147,21 @@ class FrameAnalyzer:
     def same_checkpoint(self, path: str | os.PathLike[str]) -> bool:
         """True when ``path`` is the file this analyzer loaded, unchanged since."""
         identity = _file_identity(Path(path))
-        return identity is not None and identity == self._identity
+        return identity is not None and identity == self._loaded.identity
 
-    def rebuilt(self, settings: PipelineSettings) -> FrameAnalyzer:
+    def rebuilt(self, settings: PipelineSettings, *, reload: bool = False) -> FrameAnalyzer:
         """An analyzer for new settings, reusing the loaded model (and the field-of-view
-        tracker) when the checkpoint is the same file, unchanged.
+        tracker) when the checkpoint is the same file, unchanged, or, unless ``reload`` was
+        asked for (the user chose a checkpoint), the same path: changing T must not swap in
+        a file that was replaced since, or fail because it was deleted.
 
         Raises:
             SettingsError: as the constructor.
         """
-        if not self.same_checkpoint(settings.checkpoint):
+        same_path = Path(settings.checkpoint) == Path(self.settings.checkpoint)
+        if not (self.same_checkpoint(settings.checkpoint) or (same_path and not reload)):
             return FrameAnalyzer(settings)
-        new = FrameAnalyzer(settings, checkpoint=LoadedCheckpoint(self.model, self.metadata))
+        new = FrameAnalyzer(settings, loaded=self._loaded)
         new.preprocessor.tracker = self.preprocessor.tracker
         return new
 

@@ -79,6 +79,7 @@ class CaptureThread(DaemonLoop):
         self._stopping = False
         self._ended = False
         self._lost_reported = False
+        self._damage_reported = False
         self._latest: SourceFrame | None = None
         self._watchdog.set_paused(self._paused)
         self._update_watchdog_interval()
@@ -271,6 +272,9 @@ class CaptureThread(DaemonLoop):
                 self._pending_steps = 0  # nothing to step to
         if state is SourceState.END:
             self._watchdog.idle()
+            if source.ended_early is not None and not self._damage_reported:
+                self._damage_reported = True
+                self._events.post(EventKind.SOURCE_DAMAGED, f"{source.name}: {source.ended_early}")
             if loop and source.seekable:
                 self._seek(0)
                 return

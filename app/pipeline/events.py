@@ -27,6 +27,9 @@ class EventKind(str, enum.Enum):
     """One frame could not be read or analysed; the pipeline goes on with the next."""
     SOURCE_ENDED = "source_ended"
     """The file or folder has no more frames (and playback does not loop)."""
+    SOURCE_DAMAGED = "source_damaged"
+    """A file ended before its declared end (truncated or damaged); the frames before it were
+    delivered. Posted once per source, before ``SOURCE_ENDED`` or the loop's restart."""
     DEVICE_LOST = "device_lost"
     """The capture device stopped delivering; the pipeline keeps trying to reopen it."""
     DEVICE_BACK = "device_back"

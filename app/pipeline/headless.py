@@ -48,7 +48,8 @@ class ProcessReport:
         video: the panel video written.
         table: the per-frame CSV written.
         frames: frames analysed and written.
-        failed: messages for frames that could not be read or analysed (not in the outputs).
+        failed: messages for frames that could not be read or analysed (not in the outputs),
+            and for a file that ended before its declared end (truncated or damaged).
         seconds: wall time of the processing.
         codec: the FourCC of the video.
     """
@@ -188,7 +189,8 @@ def process(
                     break
         finally:
             video.close()
-        failed = [e.message for e in pipeline.events() if e.kind is EventKind.FRAME_FAILED]
+        problems = (EventKind.FRAME_FAILED, EventKind.SOURCE_DAMAGED)
+        failed = [e.message for e in pipeline.events() if e.kind in problems]
     seconds = time.monotonic() - start
     if frames == 0 or video.path is None:
         detail = f": {failed[0]}" if failed else ""

@@ -284,10 +284,18 @@ class Pipeline:
         """The metadata of the checkpoint in use (class names, input size, intended use)."""
         return self._worker.analyzer.metadata
 
+    @property
+    def checkpoint_sha256(self) -> str:
+        """The SHA-256 of the checkpoint in use, taken when it was loaded."""
+        return self._worker.analyzer.checkpoint_sha256
+
     def update_settings(self, **changes: Any) -> int:
         """Change settings from the next frame on: ``method``, ``passes`` (1-64), ``mc``,
         ``target_class`` (name, index or None for the predicted class), ``device``,
         ``checkpoint``, ``seed``.
+
+        ``checkpoint`` loads the file (again, if it is the path in use); other changes keep
+        the model that is loaded, even if its file was replaced or deleted since.
 
         Changes apply on top of the newest requested settings. Values are checked now; what
         needs the model (the checkpoint file, the class, the device) is checked by the worker,
@@ -302,7 +310,7 @@ class Pipeline:
             SettingsError: an unknown setting or an invalid value.
         """
         settings = self._worker.requested_settings.replace(**changes)
-        return self._worker.request_settings(settings)
+        return self._worker.request_settings(settings, reload="checkpoint" in changes)
 
     # ---------------------------------------------------------------------- playback
 

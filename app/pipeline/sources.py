@@ -115,6 +115,8 @@ class FrameSource(ABC):
         seekable: :meth:`seek` works (files, folders, sequences).
         self_paced: ``read()`` itself waits for the next frame (devices); a pipeline paces a
             source that is not self-paced at its ``fps`` in live mode.
+        ended_early: once the source ended, why it ended before its declared end (a truncated
+            or damaged file), for the user; None for a normal end.
     """
 
     kind: str = "source"
@@ -135,6 +137,7 @@ class FrameSource(ABC):
         self.self_paced = self_paced
         self._state = SourceState.OK
         self._next_id = 0
+        self.ended_early: str | None = None
 
     @property
     def state(self) -> SourceState:
@@ -198,6 +201,7 @@ class FrameSource(ABC):
             raise SourceError(f"{self.name}: frame {index} is outside the source{last}")
         self._seek(index)
         self._state = SourceState.OK
+        self.ended_early = None
 
     def _seek(self, index: int) -> None:
         raise NotImplementedError
@@ -329,10 +333,26 @@ class VideoFileSource(FrameSource):
             ok, image = self._capture.read()
             if not ok or image is None:
                 self._state = SourceState.END
+                self.ended_early = self._short_by()
                 return None
         index = self._next_index
         self._next_index += 1
         return image, index, index / self.fps
+
+    def _short_by(self) -> str | None:
+        """Why the file ended now, when that is before the frame count its container declares.
+
+        Decoders stop at the first frame they cannot recover from, so a truncated file or one
+        with garbage over its middle reads like a short file. Containers' counts can be an
+        estimate (MPEG) and off by one, so one missing frame is not called damage.
+        """
+        declared, read = self.frame_count, self._next_index
+        if declared is None or read >= declared - 1:
+            return None
+        return (
+            f"the video ended after {read} of the {declared} frames it declares: the file is "
+            f"truncated or damaged (frames 0 to {read - 1} were read)"
+        )
 
     def _seek(self, index: int) -> None:
         if index == self._next_index:

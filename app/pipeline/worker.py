@@ -65,7 +65,7 @@ class InferenceWorker(DaemonLoop):
         self._version = 0
         self._requested = analyzer.settings
         self._requested_version = 0
-        self._pending: tuple[PipelineSettings, int] | None = None
+        self._pending: tuple[PipelineSettings, int, bool] | None = None
         self._finished = 0
         self._last_result: FrameResult | None = None
         self._tap: Callable[[FrameResult], object] | None = None
@@ -124,13 +124,15 @@ class InferenceWorker(DaemonLoop):
         self._mode = Mode(mode)
         self._results.wake()
 
-    def request_settings(self, settings: PipelineSettings) -> int:
+    def request_settings(self, settings: PipelineSettings, *, reload: bool = False) -> int:
         """Use ``settings`` from the next frame on; returns the version that identifies them in
-        events. Only the newest request not yet applied is kept."""
+        events. Only the newest request not yet applied is kept (it reloads the checkpoint
+        file if it or the one it replaces asked to: ``reload``)."""
         with self._lock:
             self._requested_version += 1
             self._requested = settings
-            self._pending = (settings, self._requested_version)
+            reload = reload or (self._pending is not None and self._pending[2])
+            self._pending = (settings, self._requested_version, reload)
             version = self._requested_version
         self._frames.wake()
         return version
@@ -183,9 +185,9 @@ class InferenceWorker(DaemonLoop):
             pending, self._pending = self._pending, None
         if pending is None:
             return
-        settings, version = pending
+        settings, version, reload = pending
         try:
-            analyzer = self._analyzer.rebuilt(settings)
+            analyzer = self._analyzer.rebuilt(settings, reload=reload)
         except Exception as exc:  # SettingsError, or anything a bad model throws
             message = str(exc) if isinstance(exc, SettingsError) else f"{type(exc).__name__}: {exc}"
             self._events.post(

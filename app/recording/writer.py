@@ -80,6 +80,9 @@ class SessionRecorder:
         folder: the session folder; created, must be empty if it exists.
         settings: the pipeline settings (checkpoint path, method, passes) at the start.
         metadata: the checkpoint's metadata (None: taken from the first frame's result).
+        checkpoint_sha: the SHA-256 of the model in use, taken when it was loaded
+            (:attr:`app.pipeline.Pipeline.checkpoint_sha256`); None reads the checkpoint file
+            now, which names the wrong model if the file was replaced since it was loaded.
         source: the frame source, or its description (see :func:`describe_source`).
         include_paths: keep absolute file paths in the manifest (default: names only).
         chunk_frames: frames per result chunk and per image folder.
@@ -97,6 +100,7 @@ class SessionRecorder:
         *,
         settings: PipelineSettings,
         metadata: CheckpointMetadata | None = None,
+        checkpoint_sha: str | None = None,
         source: object = "unknown source",
         include_paths: bool = False,
         chunk_frames: int = 240,
@@ -117,7 +121,7 @@ class SessionRecorder:
         if self.folder.exists() and (not self.folder.is_dir() or any(self.folder.iterdir())):
             raise RecordingError(f"{self.folder} exists and is not an empty folder")
         try:
-            sha = checkpoint_sha256(settings.checkpoint)
+            sha = checkpoint_sha or checkpoint_sha256(settings.checkpoint)
         except CheckpointError as exc:
             raise RecordingError(f"cannot identify the model: {exc}") from None
         self._t0 = time.monotonic()
@@ -340,8 +344,8 @@ class SessionRecorder:
         suffix, payload = encode_frame(raw)
         relative = frame_file(self._chunk_index, position, suffix)
         path = self.folder / relative
-        if not path.parent.exists():
-            make_private_dirs(path.parent)
+        if not path.parent.exists():  # never the session folder again, if it was deleted
+            make_private_dirs(path.parent, parents=False)
             self._unsynced.append(path.parent.parent)
         write_atomic(path, payload, sync=False)
         self._unsynced.append(path)
@@ -484,16 +488,19 @@ class SessionRecorder:
         self._chunk_index += 1
 
     def _fail(self, exc: OSError) -> None:
-        if is_disk_full(exc):
+        kept = f"The {self._saved} frames saved so far in {self.folder} remain readable"
+        if not self.folder.is_dir():
+            why = "the session folder was deleted or moved"
+            kept = f"What was saved in {self.folder} went with it"
+        elif is_disk_full(exc):
             why = "the disk is full"
         elif exc.errno == errno.EROFS:
             why = "the disk became read-only"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            why = "the session folder can no longer be written (permission denied)"
         else:
             why = f"a write failed ({exc})"
-        self.error = (
-            f"Recording stopped: {why}. The {self._saved} frames saved so far in "
-            f"{self.folder} remain readable; processing continues without recording."
-        )
+        self.error = f"Recording stopped: {why}. {kept}; processing continues without recording."
         log.error("%s (%s)", self.error, exc)
         self._chunk = []
         self._dirty = False

@@ -70,6 +70,8 @@ def event_notice(event: PipelineEvent) -> Notice | None:
         return Notice(text, Level.ERROR, True)
     if kind in (EventKind.FRAME_FAILED, EventKind.SEEK_FAILED):
         return Notice(text, Level.WARNING, True)
+    if kind is EventKind.SOURCE_DAMAGED:
+        return Notice(f"{text}. Every frame before the damage was shown.", Level.WARNING, True)
     if kind is EventKind.DEVICE_LOST:
         return Notice(text, Level.ERROR)  # the stall banner says it on screen
     return Notice(text)

@@ -100,6 +100,7 @@ class RecordingControl(QWidget):
                 folder,
                 settings=pipeline.settings,
                 metadata=pipeline.metadata,
+                checkpoint_sha=pipeline.checkpoint_sha256,
                 source=pipeline.source,
                 include_paths=self.include_paths,
             )
