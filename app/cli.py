@@ -1,4 +1,5 @@
-"""Command line: ``python -m app {view,run,explain,bench,process,bench-pipeline,evaluate,review}``.
+"""Command line: ``python -m app COMMAND`` (view, run, explain, bench, process, bench-pipeline,
+evaluate, review, soak).
 
 Without a subcommand, ``python -m app [options]`` is ``python -m app view [options]``: the
 viewer, on the shipped demo unless told otherwise.
@@ -6,7 +7,8 @@ viewer, on the shipped demo unless told otherwise.
 This module only builds the parser and dispatches. Each command's arguments and handler live
 in one module, which adds them with ``add_parser(sub)``: :mod:`app.commands.view` (``view``,
 ``run``), :mod:`app.commands.explain`, :mod:`app.commands.bench`, :mod:`app.commands.process`,
-:mod:`app.commands.bench_pipeline`, :mod:`app.commands.evaluate`, :mod:`app.commands.review`.
+:mod:`app.commands.bench_pipeline`, :mod:`app.commands.evaluate`, :mod:`app.commands.review`,
+:mod:`app.commands.soak`.
 A handler returns the exit status; a :class:`~app.commands.common.CommandError` it raises is
 printed without a traceback, status 2.
 Heavy imports (Qt, the pipeline, torch models) stay inside the handlers.
@@ -18,7 +20,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.commands import bench, bench_pipeline, evaluate, explain, process, review, view
+from app.commands import bench, bench_pipeline, evaluate, explain, process, review, soak, view
 from app.commands.common import DEFAULT_OUT, CommandError
 from app.commands.explain import explain_file, read_frame
 
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_pipeline.add_parser(sub)
     evaluate.add_parser(sub)
     review.add_parser(sub)
+    soak.add_parser(sub)
     return parser
 
 

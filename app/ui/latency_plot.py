@@ -44,6 +44,10 @@ class LatencyHistory:
         data = np.asarray(self._points, dtype=np.float64)
         return data[:, 0] - now, data[:, 1]
 
+    def last(self) -> tuple[float, float] | None:
+        """The newest (time, latency ms) point, or None."""
+        return self._points[-1] if self._points else None
+
     def clear(self) -> None:
         self._points.clear()
 

@@ -125,6 +125,11 @@ class PipelineSession:
         """What :attr:`pipeline` was opened from."""
 
     @property
+    def retiring(self) -> int:
+        """Replaced pipelines still stopping on their threads."""
+        return sum(t.is_alive() for t in self._retiring)
+
+    @property
     def opening(self) -> bool:
         """An open is in progress."""
         with self._lock:

@@ -1,0 +1,73 @@
+"""``python -m app soak``: an endurance run of the real viewer (offscreen works): playback of a
+looping video for N minutes, then source switches and settings changes, with resident memory,
+threads, open files and capture-to-display latency per period (:mod:`app.ui.soak`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from app.commands.common import CommandError
+from app.explain import METHODS
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``soak`` subcommand to the CLI's subparsers."""
+    soak = sub.add_parser(
+        "soak", help="endurance run of the viewer: memory, threads, files, latency over time"
+    )
+    soak.add_argument("--source", help="video file, played in a loop (default: the demo video)")
+    soak.add_argument("--checkpoint", help="model checkpoint (default: the demo model)")
+    soak.add_argument("--method", default="gradcam++", choices=list(METHODS))
+    soak.add_argument("--passes", type=int, default=10)
+    soak.add_argument("--device", default="cpu")
+    soak.add_argument("--minutes", type=float, default=30.0, help="playback to measure")
+    soak.add_argument("--sample-s", type=float, default=60.0, help="length of a sample period")
+    soak.add_argument("--switches", type=int, default=200, help="source switches afterwards")
+    soak.add_argument("--changes", type=int, default=500, help="settings changes afterwards")
+    soak.add_argument("--json", help="write the report as JSON here")
+    soak.set_defaults(handler=_cmd_soak)
+
+
+def _cmd_soak(args: argparse.Namespace) -> int:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from app.pipeline import Mode, PipelineSettings, SettingsError
+    from app.ui.options import DEMO_CHECKPOINT, DEMO_SOURCE, ViewerOptions
+    from app.ui.soak import soak, write_report
+
+    source = Path(args.source) if args.source else DEMO_SOURCE
+    checkpoint = Path(args.checkpoint) if args.checkpoint else DEMO_CHECKPOINT
+    for path in (source, checkpoint):
+        if not path.is_file():
+            raise CommandError(f"no such file: {path}")
+    try:
+        settings = PipelineSettings(
+            checkpoint, method=args.method, passes=args.passes, device=args.device, seed=0
+        )
+    except SettingsError as exc:
+        raise CommandError(str(exc)) from exc
+    options = ViewerOptions(source=str(source), settings=settings, mode=Mode.LIVE, loop=True)
+
+    def progress(sample: object) -> None:
+        print(f"  {sample}", file=sys.stderr, flush=True)
+
+    try:
+        report = soak(
+            options,
+            minutes=args.minutes,
+            sample_s=args.sample_s,
+            switches=args.switches,
+            changes=args.changes,
+            progress=progress,
+        )
+    except TimeoutError as exc:
+        raise CommandError(str(exc)) from exc
+    print(report.format())
+    if args.json:
+        write_report(report, args.json)
+        print(f"wrote {args.json}")
+    return 0
