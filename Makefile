@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench gpu-check clean
+.PHONY: run test lint bench stress gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check app models tests scripts
 	$(PY) -m ruff format --check app models tests scripts
+
+RUNS ?= 10
+stress: $(STAMP)
+	$(PY) scripts/stress_tests.py --runs $(RUNS)
 
 bench: $(STAMP)
 	$(PY) -m app bench --arch resnet18 --methods gradcam,gradcam++,smoothgradcam++,scorecam,reciprocam --passes 10 --device cpu --json bench.json
