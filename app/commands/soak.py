@@ -37,7 +37,7 @@ def _cmd_soak(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from app.pipeline import Mode, PipelineSettings, SettingsError
     from app.ui.options import DEMO_CHECKPOINT, DEMO_SOURCE, ViewerOptions
-    from app.ui.soak import soak, write_report
+    from app.ui.soak import SoakSample, soak, write_report
 
     source = Path(args.source) if args.source else DEMO_SOURCE
     checkpoint = Path(args.checkpoint) if args.checkpoint else DEMO_CHECKPOINT
@@ -52,8 +52,10 @@ def _cmd_soak(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     options = ViewerOptions(source=str(source), settings=settings, mode=Mode.LIVE, loop=True)
 
-    def progress(sample: object) -> None:
-        print(f"  {sample}", file=sys.stderr, flush=True)
+    print(SoakSample.HEADER, file=sys.stderr)
+
+    def progress(sample: SoakSample) -> None:
+        print(sample.row(), file=sys.stderr, flush=True)
 
     try:
         report = soak(

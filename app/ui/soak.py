@@ -81,6 +81,16 @@ class SoakSample:
     latency_median_ms: float
     latency_p95_ms: float
 
+    HEADER = "phase      elapsed  RSS MB  threads  fds  shown  latency median/p95 ms"
+
+    def row(self) -> str:
+        """One line under :attr:`HEADER`."""
+        return (
+            f"{self.phase:<10} {self.elapsed_s:6.0f}s {self.figures.rss_mb:7.1f} "
+            f"{self.figures.threads:7d} {self.figures.open_fds:4d} {self.frames_shown:6d}  "
+            f"{self.latency_median_ms:6.1f} / {self.latency_p95_ms:6.1f}"
+        )
+
 
 @dataclass
 class SoakReport:
@@ -116,13 +126,8 @@ class SoakReport:
 
     def format(self) -> str:
         lines = [
-            "phase      elapsed  RSS MB  threads  fds  shown  latency median/p95 ms",
-            *(
-                f"{s.phase:<10} {s.elapsed_s:6.0f}s {s.figures.rss_mb:7.1f} "
-                f"{s.figures.threads:7d} {s.figures.open_fds:4d} {s.frames_shown:6d}  "
-                f"{s.latency_median_ms:6.1f} / {s.latency_p95_ms:6.1f}"
-                for s in self.samples
-            ),
+            SoakSample.HEADER,
+            *(s.row() for s in self.samples),
             f"RSS growth {self.rss_growth_mb:+.1f} MB, threads {self.thread_change:+d}, "
             f"open files {self.fd_change:+d}; {self.switches} source switches, "
             f"{self.changes} settings changes",
