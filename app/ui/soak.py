@@ -94,7 +94,8 @@ class SoakSample:
 
 @dataclass
 class SoakReport:
-    """Every sample, and the changes that matter between the first and the last."""
+    """Every sample, and the changes that matter between the first and the last (each phase
+    is sampled once the pipelines it replaced have stopped)."""
 
     samples: list[SoakSample] = field(default_factory=list)
     switches: int = 0
@@ -257,6 +258,10 @@ def soak(
 
         events.run_until(applied, timeout_s, f"the change to {method} T={passes}")
 
+    def settled() -> None:  # the replaced pipelines have stopped: count what stays
+        events.run_until(lambda: window.session.retiring == 0, timeout_s, "retiring")
+        events.run(min(sample_s, 5.0))
+
     try:
         shown = 0
         events.run_until(shows_a_frame, timeout_s, "the first frame")
@@ -277,14 +282,14 @@ def soak(
         for _ in range(switches):
             switch()
             report.switches += 1
+        settled()
         taken = _sample(report, "switches", start, watcher.take())
         if progress:
             progress(taken)
         for i in range(1, changes + 1):
             change(i)
             report.changes += 1
-        events.run_until(lambda: window.session.retiring == 0, timeout_s, "retiring")
-        events.run(min(sample_s, 5.0))
+        settled()
         taken = _sample(report, "settings", start, watcher.take())
         if progress:
             progress(taken)
