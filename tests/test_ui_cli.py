@@ -15,34 +15,39 @@ from app.cli import build_parser, main
 from app.ui.options import DEMO_CHECKPOINT, DEMO_SOURCE, ViewerOptions
 from app.ui.recent import PreferencesStore
 
+Launch = tuple[ViewerOptions, PreferencesStore, bool]
+"""What the viewer was started with: options, settings store, record from the start."""
+
 
 @pytest.fixture
-def launched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[ViewerOptions, PreferencesStore]]:
-    calls: list[tuple[ViewerOptions, PreferencesStore]] = []
+def launched(monkeypatch: pytest.MonkeyPatch) -> list[Launch]:
+    calls: list[Launch] = []
 
     def fake_run_viewer(
-        options: ViewerOptions, store: PreferencesStore, fullscreen: bool = False
+        options: ViewerOptions,
+        store: PreferencesStore,
+        fullscreen: bool = False,
+        record: bool = False,
     ) -> int:
-        calls.append((options, store))
+        calls.append((options, store, record))
         return 0
 
     monkeypatch.setattr(app.ui.viewer, "run_viewer", fake_run_viewer)
     return calls
 
 
-def test_no_subcommand_opens_the_viewer_on_the_demo(
-    launched: list[tuple[ViewerOptions, PreferencesStore]], tmp_path: Path
-) -> None:
+def test_no_subcommand_opens_the_viewer_on_the_demo(launched: list[Launch], tmp_path: Path) -> None:
     assert main(["--settings", str(tmp_path / "v.ini")]) == 0
-    options, store = launched[-1]
+    options, store, record = launched[-1]
     assert options.source == str(DEMO_SOURCE)
     assert options.settings.checkpoint == DEMO_CHECKPOINT
     assert store.path == str(tmp_path / "v.ini")
+    assert not record
+    assert main(["--settings", str(tmp_path / "v.ini"), "--record"]) == 0
+    assert launched[-1][2]
 
 
-def test_view_options_override(
-    launched: list[tuple[ViewerOptions, PreferencesStore]], tmp_path: Path
-) -> None:
+def test_view_options_override(launched: list[Launch], tmp_path: Path) -> None:
     argv = [
         "--source", "0", "--method", "reciprocam", "--passes", "3", "--mode", "analysis",
         "--device", "cpu", "--no-loop", "--snapshots", str(tmp_path), "--settings",
@@ -50,7 +55,7 @@ def test_view_options_override(
     ]  # fmt: skip
     assert main(["view", *argv]) == 0
     assert main(argv) == 0
-    for options, _ in launched:
+    for options, *_ in launched:
         assert options.source == "0"
         assert (options.settings.method, options.settings.passes) == ("reciprocam", 3)
         assert options.settings.device == "cpu" and options.mode.value == "analysis"
@@ -58,7 +63,7 @@ def test_view_options_override(
 
 
 def test_view_refuses_bad_options(
-    launched: list[tuple[ViewerOptions, PreferencesStore]],
+    launched: list[Launch],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
