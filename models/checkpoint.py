@@ -14,6 +14,7 @@ file and says what is wrong with it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import math
@@ -67,6 +68,16 @@ def _is_real(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_finite_real(value: object) -> bool:
+    """A real number that is finite as a float: not NaN, not infinite, not an int too large."""
+    if not _is_real(value):
+        return False
+    try:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int beyond float range
+        return False
+
+
 def _bad(name: str, expected: str, value: object) -> CheckpointError:
     shown = repr(value)
     if len(shown) > 80:
@@ -102,7 +113,7 @@ def _real_triple(name: str, value: object, positive: bool) -> tuple[float, float
     expected = "3 positive finite numbers" if positive else "3 finite numbers"
     if not isinstance(value, (list, tuple)) or len(value) != 3:
         raise _bad(name, expected, value)
-    if not all(_is_real(v) and math.isfinite(v) and (v > 0 or not positive) for v in value):
+    if not all(_is_finite_real(v) and (v > 0 or not positive) for v in value):
         raise _bad(name, expected, value)
     return (float(value[0]), float(value[1]), float(value[2]))
 
@@ -182,7 +193,7 @@ class CheckpointMetadata:
             raise _bad("target_layer", "a non-empty module name", self.target_layer)
         for name in ("dropout", "trunk_dropout"):
             value = getattr(self, name)
-            if not (_is_real(value) and math.isfinite(value) and 0.0 <= value < 1.0):
+            if not (_is_finite_real(value) and 0.0 <= value < 1.0):
                 raise _bad(name, "a number in [0, 1)", value)
             setattr(self, name, float(value))
 
@@ -563,6 +574,18 @@ def _pickle_imports(path: Path) -> list[str] | None:
     return imports
 
 
+@cache
+def _weights_only_globals() -> frozenset[str]:
+    """The ``module.name`` globals torch's weights-only unpickler accepts; empty where this
+    torch does not tell (then every import counts as code)."""
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        return frozenset(str(name) for name in _get_allowed_globals())
+    except Exception:  # a private helper: absent or changed in another torch version
+        return frozenset()
+
+
 def _torch_load(path: str | os.PathLike[str]) -> Any:
     """``torch.load(weights_only=True)`` with every failure turned into a CheckpointError."""
     path = Path(path)
@@ -581,16 +604,21 @@ def _torch_load(path: str | os.PathLike[str]) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
+        if exc.errno == errno.EINVAL:  # torch's zip reader on a cut-short file, not the disk
+            raise _corrupt(path, exc) from None
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
     except pickle.UnpicklingError as exc:
         text = str(exc)
         lowered = text.lower()
         imports = _pickle_imports(path) if "weights only load failed" in lowered else None
+        # Every checkpoint imports the tensor rebuilders and OrderedDict: only other names
+        # (or torch saying a global was refused) mean code; else the pickle is just damaged.
+        foreign = sorted(set(imports or ()) - _weights_only_globals())
         carries_code = "weights only load failed" in lowered and (
-            "global" in lowered or "unsupported class" in lowered or bool(imports)
+            "global" in lowered or "unsupported class" in lowered or bool(foreign)
         )
         if carries_code:
-            what = f" (it asks to import {', '.join(sorted(set(imports)))})" if imports else ""
+            what = f" (it asks to import {', '.join(foreign)})" if foreign else ""
             raise CheckpointError(
                 f"refused to load {path}: it contains pickled objects that would import and "
                 f"execute code when loaded{what}. A checkpoint never needs that, so the file may "

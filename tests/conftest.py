@@ -3,13 +3,16 @@ no test module that leaves a thread running or a window open."""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import tqdm
+from hypothesis import HealthCheck, settings
 
 LEAK_GRACE_S = 30.0
 
@@ -65,3 +68,35 @@ def _open_windows() -> list[str]:
     if app is None:
         return []
     return [type(w).__name__ for w in app.topLevelWidgets() if w.isVisible()]
+
+
+# Hypothesis profiles (tests/test_fuzz_inputs.py). "ci", the default, is derandomized, small
+# and keeps no example database, so every run tries the same inputs; HYPOTHESIS_PROFILE=fuzz
+# runs a long random campaign (and prints how to reproduce a failure). Hypothesis's caches go
+# to the temporary folder, not to a .hypothesis folder in the checkout.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "pcle-viewer-hypothesis")
+)
+_SLOW_EXAMPLES_OK = [
+    HealthCheck.too_slow,
+    HealthCheck.function_scoped_fixture,
+    HealthCheck.data_too_large,
+]
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=12,
+    print_blob=False,
+    suppress_health_check=_SLOW_EXAMPLES_OK,
+)
+settings.register_profile(
+    "fuzz",
+    database=None,
+    deadline=None,
+    max_examples=2000,
+    print_blob=True,
+    suppress_health_check=_SLOW_EXAMPLES_OK,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -34,6 +34,8 @@ def read_frame(path: Path, index: int = 0) -> np.ndarray:
     """One frame from an image file (any bit depth OpenCV reads) or a video (frame ``index``)."""
     import cv2
 
+    from app.pipeline.sources import IMAGE_SUFFIXES
+
     if not path.exists():
         raise CommandError(f"no such file: {path}")
     if path.is_dir():
@@ -43,6 +45,11 @@ def read_frame(path: Path, index: int = 0) -> np.ndarray:
         if index:
             raise CommandError(f"{path} is an image; --frame applies to videos only")
         return image
+    if path.suffix.lower() in IMAGE_SUFFIXES:  # not a video: say so rather than "frame 0"
+        raise CommandError(
+            f"cannot decode {path} as an image: it is corrupt, truncated or not really a "
+            f"{path.suffix} file"
+        )
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():

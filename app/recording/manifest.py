@@ -7,8 +7,9 @@ are atomic. A session whose process died keeps the start version: ``closed_clean
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -105,22 +106,110 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 def read_manifest(folder: Path) -> dict[str, Any]:
     """Read and check a session's manifest.
 
+    Besides the format, the fields that review reads are checked for their type (each may be
+    absent or null), so that a damaged or hand-edited manifest is refused here, by name.
+
     Raises:
-        RecordingError: missing, unreadable, not a session, or a newer format.
+        RecordingError: missing, unreadable, not a session, a newer format, or a field of the
+            wrong type.
     """
     path = folder / MANIFEST_NAME
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecordingError(f"{folder} is not a recorded session (no {MANIFEST_NAME})") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
         raise RecordingError(f"{path} cannot be read: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise RecordingError(f"{path} is not a pcle-viewer session manifest")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise RecordingError(
+            f"{path}: 'format_version' must be a positive integer, got {_shown(version)}"
+        )
+    if version > FORMAT_VERSION:
         raise RecordingError(
             f"{path}: session format version {version!r} is newer than this program reads "
             f"({FORMAT_VERSION}); update the viewer"
         )
+    _check_fields(path, manifest, _FIELDS)
+    checkpoint = manifest.get("checkpoint") or {}
+    _check_fields(path, checkpoint, _CHECKPOINT_FIELDS, "checkpoint.")
+    _check_fields(path, checkpoint.get("metadata") or {}, _METADATA_FIELDS, "checkpoint.metadata.")
     return manifest
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_finite(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+_KINDS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "text": ("a string", lambda v: isinstance(v, str)),
+    "flag": ("true or false", lambda v: isinstance(v, bool)),
+    "count": ("an integer >= 0", _is_count),
+    "number": ("a finite number", _is_finite),
+    "object": ("an object", lambda v: isinstance(v, dict)),
+    "texts": (
+        "an object of strings",
+        lambda v: isinstance(v, dict) and all(isinstance(x, (str, type(None))) for x in v.values()),
+    ),
+    "names": (
+        "a list of strings",
+        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    ),
+    "size": (
+        "2 positive integers (height, width)",
+        lambda v: isinstance(v, list) and len(v) == 2 and all(_is_count(x) and x > 0 for x in v),
+    ),
+}
+"""Field kinds: what to call one in a message, and the test of a value."""
+
+_FIELDS = {
+    "software": "texts",
+    "started_utc": "text",
+    "monotonic_start": "number",
+    "source": "text",
+    "checkpoint": "object",
+    "method": "text",
+    "passes": "count",
+    "mc": "flag",
+    "ended_utc": "text",
+    "frames": "count",
+    "closed_cleanly": "flag",
+    "error": "text",
+}
+_CHECKPOINT_FIELDS = {"file": "text", "sha256": "text", "metadata": "object"}
+_METADATA_FIELDS = {
+    "arch": "text",
+    "class_names": "names",
+    "input_size": "size",
+    "intended_use": "text",
+}
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return (text if len(text) <= 60 else text[:57] + "...") + f" ({type(value).__name__})"
+
+
+def _check_fields(
+    path: Path, data: dict[str, Any], kinds: dict[str, str], prefix: str = ""
+) -> None:
+    """Raise RecordingError naming the first field of ``data`` that is not null and not of
+    its kind in ``kinds``."""
+    for name, kind in kinds.items():
+        value = data.get(name)
+        description, test = _KINDS[kind]
+        if value is not None and not test(value):
+            raise RecordingError(
+                f"{path}: field {prefix + name!r} must be {description}, got {_shown(value)}"
+            )

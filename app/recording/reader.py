@@ -100,7 +100,7 @@ class SessionReader:
         self.folder = Path(folder)
         self.manifest: dict[str, Any] = read_manifest(self.folder)
         self.warnings: list[str] = []
-        self._t0 = float(self.manifest.get("monotonic_start", 0.0))
+        self._t0 = float(self.manifest.get("monotonic_start") or 0.0)  # checked: finite
         self._chunks: list[Path] = []
         self._index: list[tuple[int, int]] = []  # position -> (chunk slot, row)
         self._cache: dict[int, dict[str, np.ndarray]] = {}

@@ -126,23 +126,32 @@ class BookmarkStore:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
+        except UnicodeDecodeError as exc:
+            raise self._unreadable(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
         except OSError as exc:
             raise BookmarkError(f"{self.path} cannot be read: {exc}") from None
         try:
             document: Any = json.loads(text)
-            if not isinstance(document, dict) or document.get("format") != _FORMAT:
-                raise ValueError("not a bookmarks file")
-            marks = {}
-            for item in document["bookmarks"]:
-                mark = Bookmark(
-                    position=int(item["position"]),
-                    note=str(item.get("note", "")),
-                    created_utc=str(item.get("created_utc", "")),
-                    modified_utc=str(item.get("modified_utc", "")),
-                )
-                marks[mark.position] = mark
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BookmarkError(
-                f"{self.path} is not a readable bookmarks file ({exc}); it was left as it is"
-            ) from None
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+            raise self._unreadable(f"not JSON: {exc}") from None
+        if not isinstance(document, dict) or document.get("format") != _FORMAT:
+            raise self._unreadable("not a bookmarks file")
+        items = document.get("bookmarks")
+        if not isinstance(items, list):
+            raise self._unreadable("its 'bookmarks' entry is not a list")
+        marks = {}
+        for i, item in enumerate(items):
+            position = item.get("position") if isinstance(item, dict) else None
+            if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+                raise self._unreadable(f"bookmark {i} has no frame position (an integer >= 0)")
+            texts = {key: item.get(key, "") for key in ("note", "created_utc", "modified_utc")}
+            wrong = [key for key, value in texts.items() if not isinstance(value, str)]
+            if wrong:
+                raise self._unreadable(f"bookmark {i}: {wrong[0]!r} is not text")
+            marks[position] = Bookmark(position, **texts)
         return marks
+
+    def _unreadable(self, why: str) -> BookmarkError:
+        return BookmarkError(
+            f"{self.path} is not a readable bookmarks file ({why}); it was left as it is"
+        )

@@ -114,13 +114,13 @@ class ReviewSession:
         self.folder = self.reader.folder
         manifest = self.reader.manifest
         metadata = (manifest.get("checkpoint") or {}).get("metadata")
-        if not isinstance(metadata, dict) or "input_size" not in metadata:
+        if not isinstance(metadata, dict) or metadata.get("input_size") is None:
             if len(self.reader) == 0:
                 raise RecordingError(f"{self.folder}: the session holds no frame")
             raise RecordingError(f"{self.folder}: the manifest does not describe the model")
         self.input_size: tuple[int, int] = tuple(int(v) for v in metadata["input_size"])  # type: ignore[assignment]
         """The first model's input size (H, W); a frame's own is in its record."""
-        self.class_names: tuple[str, ...] = tuple(metadata.get("class_names", ()))
+        self.class_names: tuple[str, ...] = tuple(metadata.get("class_names") or ())
         self._preprocessors: dict[tuple[int, int], FramePreprocessor] = {}
         self._timeline: Timeline | None = None
 
