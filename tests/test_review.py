@@ -304,6 +304,8 @@ def test_new_session_folders_are_unique_and_anonymous(tmp_path: Path) -> None:
     assert first.name == "session-20261129-101500"
     first.mkdir()
     assert new_session_folder(tmp_path, when).name == "session-20261129-101500-2"
+    first.rmdir()  # deleted: its name is still not handed out again to whoever had it
+    assert new_session_folder(tmp_path, when, taken=[first]).name == "session-20261129-101500-2"
 
 
 def test_review_maps_match_the_engine_upsampling(recorded: tuple[Path, list[FrameResult]]) -> None:

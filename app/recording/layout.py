@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -125,15 +126,24 @@ def decode_frame(path: Path) -> np.ndarray:
     return image
 
 
-def new_session_folder(root: Path, now: datetime | None = None) -> Path:
+def new_session_folder(
+    root: Path, now: datetime | None = None, taken: Collection[Path] = ()
+) -> Path:
     """A fresh, not yet existing folder ``root/session-YYYYmmdd-HHMMSS[-N]`` for a recording.
 
     The name holds the local start time only: nothing that could identify a patient.
+
+    Args:
+        root: the folder sessions are created in.
+        now: the start time (default: now).
+        taken: folders already handed out, which must not be handed out again even when they
+            no longer exist (a session deleted during the same second would otherwise lend
+            its name, and its notices, to the next one).
     """
     stamp = (now or datetime.now()).strftime("session-%Y%m%d-%H%M%S")
     folder = Path(root) / stamp
     n = 2
-    while folder.exists():
+    while folder.exists() or folder in taken:
         folder = Path(root) / f"{stamp}-{n}"
         n += 1
     return folder

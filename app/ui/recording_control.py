@@ -70,6 +70,7 @@ class RecordingControl(QWidget):
         self.pipeline: Pipeline | None = None
         self.last_session: Path | None = None
         """The folder of the last session recorded (to offer it for review)."""
+        self._sessions: list[Path] = []  # every folder handed out, never handed out again
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(8)
@@ -93,7 +94,7 @@ class RecordingControl(QWidget):
         (a notice says why)."""
         if self.recorder is not None:
             return True
-        folder = new_session_folder(self.folder)
+        folder = new_session_folder(self.folder, taken=self._sessions)
         try:
             make_private_dirs(self.folder)
             session = SessionRecorder(
@@ -112,6 +113,7 @@ class RecordingControl(QWidget):
         self.pipeline = pipeline
         pipeline.set_result_tap(self.recorder.submit)
         self.last_session = folder
+        self._sessions.append(folder)
         self.notice.emit(Notice(f"Recording to {folder}"))
         self._show()
         return True
