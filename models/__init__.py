@@ -1,4 +1,6 @@
-"""The network side: architectures with Dropout heads and the checkpoint format.
+"""The network side: architectures with Dropout heads and the checkpoint format, with the
+training data (:mod:`models.data`), training (:mod:`models.training`) and the shipped demo
+(:mod:`models.demo`) in their own modules.
 
 Names are imported lazily (PEP 562) so that ``import models`` stays cheap: torch and
 torchvision are only imported when one of the names below is first used.

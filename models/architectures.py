@@ -27,6 +27,7 @@ __all__ = [
     "ArchitectureSpec",
     "build_model",
     "default_target_layer",
+    "known_target_layer",
     "resolve_arch",
 ]
 
@@ -46,6 +47,8 @@ class ArchitectureSpec:
             trunk dropout is appended to it.
         builder: ``builder(num_classes, dropout) -> nn.Module`` returning a randomly initialised
             network. Prefer :func:`build_model`, which validates the arguments.
+        family: The torchvision class ``builder`` returns; any model of that class (another
+            depth, weights from elsewhere) is explained at ``target_layer`` too.
     """
 
     name: str
@@ -53,6 +56,7 @@ class ArchitectureSpec:
     head: str
     trunk_site: str
     builder: Callable[[int, float], nn.Module]
+    family: type[nn.Module]
 
 
 def _build_resnet(factory: Callable[..., tvm.ResNet]) -> Callable[[int, float], nn.Module]:
@@ -74,11 +78,20 @@ def _build_mobilenet_v2(num_classes: int, dropout: float) -> nn.Module:
 
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
-    "resnet18": ArchitectureSpec("resnet18", "layer4", "fc", "layer3", _build_resnet(tvm.resnet18)),
-    "resnet50": ArchitectureSpec("resnet50", "layer4", "fc", "layer3", _build_resnet(tvm.resnet50)),
+    "resnet18": ArchitectureSpec(
+        "resnet18", "layer4", "fc", "layer3", _build_resnet(tvm.resnet18), tvm.ResNet
+    ),
+    "resnet50": ArchitectureSpec(
+        "resnet50", "layer4", "fc", "layer3", _build_resnet(tvm.resnet50), tvm.ResNet
+    ),
     # features.17 has no residual connection, so the end of its conv stack is its output.
     "mobilenet_v2": ArchitectureSpec(
-        "mobilenet_v2", "features.18", "classifier", "features.17.conv", _build_mobilenet_v2
+        "mobilenet_v2",
+        "features.18",
+        "classifier",
+        "features.17.conv",
+        _build_mobilenet_v2,
+        tvm.MobileNetV2,
     ),
 }
 """Supported architectures by canonical name."""
@@ -126,6 +139,25 @@ def default_target_layer(arch: str) -> str:
         ``"features.18"`` for MobileNetV2.
     """
     return ARCHITECTURES[resolve_arch(arch)].target_layer
+
+
+def known_target_layer(model: nn.Module) -> str | None:
+    """Return the default attribution layer of a model of a known architecture family.
+
+    The single table of target layers is :data:`ARCHITECTURES`; this looks a built model up in
+    it by class (:attr:`ArchitectureSpec.family`), so any torchvision ResNet gets ``"layer4"``
+    and any MobileNetV2 ``"features.18"``.
+
+    Args:
+        model: A network.
+
+    Returns:
+        The module name, or None when ``model`` is of no known family.
+    """
+    for spec in ARCHITECTURES.values():
+        if isinstance(model, spec.family):
+            return spec.target_layer
+    return None
 
 
 def _check_probability(name: str, value: float) -> float:

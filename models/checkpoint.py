@@ -13,7 +13,6 @@ file and says what is wrong with it.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import io
@@ -21,12 +20,11 @@ import math
 import os
 import pickle
 import pickletools
-import secrets
 import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,6 +32,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from app.private_files import atomic_write
+from app.timestamps import utc_now_iso
 from models.architectures import ARCHITECTURES, build_model, resolve_arch
 
 __all__ = [
@@ -58,10 +58,6 @@ _MAX_LISTED = 6  # names shown per category in a weight-mismatch message
 
 class CheckpointError(Exception):
     """A checkpoint could not be read, written or used; the message says why and names the file."""
-
-
-def _utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _is_real(value: object) -> bool:
@@ -156,7 +152,7 @@ class CheckpointMetadata:
     intended_use: str = "research use only, not for clinical use"
     trunk_dropout: float = 0.0
     training: dict[str, Any] = field(default_factory=dict)
-    created: str = field(default_factory=_utc_now_iso)
+    created: str = field(default_factory=utc_now_iso)
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -459,7 +455,8 @@ def save_checkpoint(
     The file is written to a temporary file in the same directory, flushed and fsynced, then
     renamed over ``path``: a reader never sees a half-written file, and if anything fails (disk
     full, permissions) the previous file at ``path``, if any, is left intact and no temporary
-    file remains. The parent directory is created if needed.
+    file remains (:func:`app.private_files.atomic_write`). The parent directory is created if
+    needed.
 
     Args:
         path: Destination file, conventionally ``*.pt``.
@@ -487,39 +484,13 @@ def save_checkpoint(
         "metadata": metadata.to_dict(),
         "state_dict": state_dict,
     }
-    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        # O_EXCL: never follow or reuse an existing file; 0o666 lets the umask decide the mode.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as fh:
+        # Not private: a checkpoint is meant to be shared, so the umask decides its mode.
+        with atomic_write(path, private=False) as fh:
             torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)
     except Exception as exc:
         raise CheckpointError(f"could not write checkpoint {path}: {exc}") from exc
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -------------------------------------------------------------------------------- loading

@@ -14,7 +14,13 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from models.phantom import CLASSES, PhantomFrame, PhantomVideo, write_dataset, write_video
+from models.data.phantom import (
+    CLASSES,
+    PhantomFrame,
+    PhantomVideo,
+    write_dataset,
+    write_video,
+)
 
 DEMO_VIDEO = "demo_video.mp4"
 DEMO_MODEL = "demo_model.pt"
@@ -52,7 +58,7 @@ def training_arguments(data: Path, checkpoint: Path) -> list[str]:
 
 def build_demo_model(out: Path) -> Path:
     """Train the demo model on a fresh phantom training set and copy the best checkpoint."""
-    from models.train import main as train_main
+    from models.training.cli import main as train_main
 
     with tempfile.TemporaryDirectory(prefix="phantom_train_") as work:
         data = Path(work) / "phantom"

@@ -11,7 +11,7 @@ import torch
 
 from models.architectures import build_model
 from models.checkpoint import CheckpointMetadata, save_checkpoint
-from models.phantom import PhantomConfig, PhantomVideo, write_video
+from models.data.phantom import PhantomConfig, PhantomVideo, write_video
 
 CLASSES = ["glioblastoma", "meningioma", "metastasis"]
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pcle-brain"

@@ -1,4 +1,5 @@
-"""The command line: explain, bench and run, end to end on small inputs."""
+"""The command line: explain, its error messages, and the forwarded model-side tools
+(train, phantom, demo-model), end to end on small inputs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from app.cli import main
 from models.architectures import build_model
 from models.checkpoint import CheckpointMetadata, save_checkpoint
-from models.phantom import render_frame
+from models.data.phantom import render_frame
 
 CLASSES = ["glioblastoma", "meningioma", "metastasis"]
 
@@ -144,34 +145,47 @@ def test_bad_input_gets_a_clear_message(
     assert message in capsys.readouterr().err
 
 
-def test_bench_writes_the_report_schema(tmp_path: Path) -> None:
-    report_path = tmp_path / "bench.json"
-    code = main(
-        [
-            "bench",
-            "--arch",
-            "resnet18",
-            "--methods",
-            "gradcam++,reciprocam",
-            "--passes",
-            "3",
-            "--device",
-            "cpu",
-            "--input-size",
-            "64",
-            "--repeats",
-            "1",
-            "--trunk-dropout",
-            "0.2",
-            "--json",
-            str(report_path),
-        ]
-    )
-    assert code == 0
-    report = json.loads(report_path.read_text())
-    assert (report["arch"], report["device"], report["passes"]) == ("resnet18", "cpu", 3)
-    assert report["trunk_dropout"] == 0.2
-    assert [row["method"] for row in report["rows"]] == ["gradcam++", "reciprocam"]
-    for row in report["rows"]:
-        assert set(row) == {"method", "forward_ms", "original_ms", "proposed_ms", "loop_ms"}
-        assert all(row[k] > 0 for k in row if k.endswith("_ms"))
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        ("train", "python -m models.train"),
+        ("phantom", "python -m models.phantom"),
+        ("demo-model", "python -m models.demo"),
+    ],
+)
+def test_forwarded_commands_show_their_modules_help(
+    command: str, usage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: {usage}")
+
+
+def test_phantom_command_passes_every_argument_on(tmp_path: Path) -> None:
+    video = tmp_path / "one.avi"
+    argv = ["phantom", "--single-video", str(video), "--class", "meningioma", "--frames", "2"]
+    assert main([*argv, "--size", "64x80", "--seed", "3"]) == 0
+    capture = cv2.VideoCapture(str(video))
+    try:
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
+    finally:
+        capture.release()
+
+
+def test_forwarded_argument_errors_are_the_modules_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["phantom"])
+    assert exit_info.value.code == 2
+    assert "--out --single-video is required" in capsys.readouterr().err
+
+
+def test_other_commands_still_refuse_unknown_arguments(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--bogus"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from app.assets import ASSETS
+from app.preprocess.model_input import FramePreprocessor, PreprocessConfig
 from models.checkpoint import load_checkpoint
+from models.data.phantom import CLASSES, PhantomVideo, load_masks
 from models.demo import DEMO_MODEL, DEMO_VIDEO, FRAMES_PER_CLASS, INTENDED_USE
-from models.phantom import CLASSES, PhantomVideo, load_masks
-from models.preprocess import FramePreprocessor, PreprocessConfig
-
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from app.evaluate.frames import load_frames
 from app.evaluate.localisation import iou, pointing_hit
 from models.architectures import build_model
 from models.checkpoint import CheckpointMetadata, save_checkpoint
-from models.datasets import discover
-from models.frame_cache import FrameSampling
-from models.phantom import PhantomConfig, write_dataset
+from models.data.frame_cache import FrameSampling
+from models.data.index import discover
+from models.data.phantom import PhantomConfig, write_dataset
 
 CLASSES = ("glioblastoma", "meningioma")
 

@@ -52,7 +52,7 @@ from models.checkpoint import (
     load_checkpoint,
     read_metadata,
 )
-from models.phantom import PhantomConfig, PhantomVideo, write_video
+from models.data.phantom import PhantomConfig, PhantomVideo, write_video
 from tests.pipeline_support import tiny_checkpoint
 
 pytestmark = pytest.mark.slow

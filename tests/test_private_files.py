@@ -1,9 +1,11 @@
-"""Patient video is private by default: every folder the project creates for sessions,
-snapshots, exports and command outputs is 0700 and every file in them 0600, whatever the
-umask; a folder the user already had keeps its mode."""
+"""Files the product writes. Patient video is private by default: every folder the project
+creates for sessions, snapshots, exports and command outputs is 0700 and every file in them
+0600, whatever the umask; a folder the user already had keeps its mode. And every file is
+replaced whole or not at all (the one atomic writer)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -16,13 +18,13 @@ import pytest
 from app.cli import main
 from app.pipeline import PipelineSettings
 from app.pipeline.headless import process
-from app.private_files import make_private_dirs, open_private
+from app.private_files import atomic_write, make_private_dirs, open_private, write_atomic
 from app.recording import SessionRecorder
 from app.review.bookmarks import BookmarkStore
 from app.review.export import export_clip, export_snapshot
 from app.review.session import ReviewSession
 from app.ui.snapshot import save_snapshot
-from models.phantom import render_frame
+from models.data.phantom import render_frame
 from tests.pipeline_support import phantom_video, tiny_checkpoint
 
 
@@ -78,7 +80,7 @@ def _write_everything(tmp_path: Path) -> None:
             recorder.record_display(result, result.result_time)  # type: ignore[attr-defined]
 
         process(video, settings, shared / "processed", progress=False, on_result=on_result)
-    assert (session / "display.csv").exists()
+    assert (session / "display.csv").exists() and recorder.displays_written == 3
     BookmarkStore(session).add(1, "bookmarked")
     review = ReviewSession(session)
     export_clip(review, shared / "exports" / "clip.mp4")
@@ -115,3 +117,85 @@ def test_a_private_folder_cannot_be_made_over_a_file(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         make_private_dirs(tmp_path / "taken" / "below")
     assert np.array_equal(list(tmp_path.iterdir()), [tmp_path / "taken"])
+
+
+# --------------------------------------------------------------------- the atomic writer
+
+
+def _left_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    "payload", [b"new\n", lambda fh: fh.write(b"new\n")], ids=["bytes", "writer"]
+)
+def test_write_atomic_replaces_the_file_whole_and_private(
+    umask: int, tmp_path: Path, payload: object
+) -> None:
+    target = tmp_path / "notes.json"
+    target.write_bytes(b"old\n")
+    os.chmod(target, 0o644)
+    write_atomic(target, payload)  # type: ignore[arg-type]
+    assert target.read_bytes() == b"new\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # a new file, not the old one reused
+    assert _left_in(tmp_path) == ["notes.json"]
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(
+    tmp_path: Path, sync: bool
+) -> None:
+    target = tmp_path / "model.pt"
+    target.write_bytes(b"old")
+    seen: list[str] = []
+
+    def fails_halfway(fh: object) -> None:
+        fh.write(b"half a file")  # type: ignore[attr-defined]
+        seen.extend(_left_in(tmp_path))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(OSError, match="No space left"):
+        write_atomic(target, fails_halfway, sync=sync)
+    temporary = [name for name in seen if name != "model.pt"]
+    assert len(temporary) == 1 and temporary[0].startswith(".model.pt.")
+    assert temporary[0].endswith(".tmp")  # the data went next to the target, then was removed
+    assert target.read_bytes() == b"old"
+    assert _left_in(tmp_path) == ["model.pt"]
+
+
+def test_a_failed_rename_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "manifest.json"
+    target.write_bytes(b"old")
+
+    def denied(src: object, dst: object) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(os, "replace", denied)
+    with pytest.raises(PermissionError):
+        write_atomic(target, b"new")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old" and _left_in(tmp_path) == ["manifest.json"]
+
+
+def test_atomic_write_serves_writers_that_want_a_file_and_may_keep_the_umask(
+    tmp_path: Path,
+) -> None:
+    previous = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "cache.npz", private=False) as fh:
+            np.savez(fh, frames=np.arange(3))
+    finally:
+        os.umask(previous)
+    with np.load(tmp_path / "cache.npz") as data:
+        assert data["frames"].tolist() == [0, 1, 2]
+    assert stat.S_IMODE((tmp_path / "cache.npz").stat().st_mode) == 0o644  # a shareable file
+
+
+def test_nothing_is_at_the_target_until_the_block_ends(tmp_path: Path) -> None:
+    with atomic_write(tmp_path / "a.bin") as fh:
+        assert Path(fh.name).parent == tmp_path and Path(fh.name).name != "a.bin"
+        fh.write(b"x")
+        assert not (tmp_path / "a.bin").exists()  # nothing at the target until the block ends
+    assert (tmp_path / "a.bin").read_bytes() == b"x"

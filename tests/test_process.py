@@ -9,7 +9,7 @@ import cv2
 import pytest
 
 from app.cli import main
-from app.pipeline.headless import count_video_frames
+from app.render.panel_video import count_video_frames
 from tests.pipeline_support import CLASSES, REAL_DATA, phantom_video, tiny_checkpoint
 
 

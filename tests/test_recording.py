@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import torch
 
+from app import private_files
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
+from app.preprocess.field_of_view import FieldOfView
 from app.recording import RecordingError, SessionReader, SessionRecorder, describe_source
-from app.recording import files as recording_files
 from models.checkpoint import CheckpointMetadata, checkpoint_sha256
-from models.fov import FieldOfView
 from tests.session_support import explanation_from
 
 CLASSES = ("glioblastoma", "meningioma", "metastasis")
@@ -285,7 +285,7 @@ def test_disk_full_stops_recording_without_raising(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_replace(src, dst)
 
-    monkeypatch.setattr(recording_files.os, "replace", replace)
+    monkeypatch.setattr(private_files.os, "replace", replace)
     recorder = SessionRecorder(folder, settings=settings, chunk_frames=4, flush_interval_s=60)
     assert all(recorder.write(fake_result(i, settings)) for i in range(6))
     assert recorder.flush() and recorder.frames_saved == 6

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from app import private_files
 from app.cli import main
 from app.pipeline import Pipeline
 from app.pipeline.results import FrameResult
@@ -27,7 +28,6 @@ from app.recording import (
     Timeline,
     new_session_folder,
 )
-from app.recording import files as recording_files
 from app.review import (
     BookmarkError,
     BookmarkStore,
@@ -141,7 +141,7 @@ def test_an_interrupted_note_write_keeps_the_previous_notes(
     def full_disk(src: object, dst: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(recording_files.os, "replace", full_disk)
+    monkeypatch.setattr(private_files.os, "replace", full_disk)
     with pytest.raises(BookmarkError, match="previous ones are kept"):
         store.set_note(5, "second note, never saved")
     with pytest.raises(BookmarkError):

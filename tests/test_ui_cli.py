@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import app.ui.display
 import app.ui.viewer
 from app.cli import build_parser, main
 from app.ui.options import DEMO_CHECKPOINT, DEMO_SOURCE, ViewerOptions
@@ -47,6 +48,19 @@ def test_no_subcommand_opens_the_viewer_on_the_demo(launched: list[Launch], tmp_
     assert launched[-1][2]
 
 
+def test_run_with_a_display_opens_the_viewer_on_the_demo(
+    launched: list[Launch], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make run`` on a desktop: the ``view`` command's handler, given the demo video and
+    model explicitly (so remembered settings cannot replace them)."""
+    monkeypatch.setattr(app.ui.display, "display_available", lambda: True)
+    assert main(["run"]) == 0
+    options, _, record = launched[-1]
+    assert options.source == str(DEMO_SOURCE)
+    assert options.settings.checkpoint == DEMO_CHECKPOINT
+    assert not record
+
+
 def test_view_options_override(launched: list[Launch], tmp_path: Path) -> None:
     argv = [
         "--source", "0", "--method", "reciprocam", "--passes", "3", "--mode", "analysis",
@@ -77,7 +91,8 @@ def test_view_refuses_bad_options(
 
 def test_other_subcommands_are_intact() -> None:
     parser = build_parser()
-    for command in ("run", "explain", "bench", "process", "bench-pipeline", "view"):
+    commands = ("run", "explain", "bench", "process", "bench-pipeline", "bench-recording", "view")
+    for command in commands:
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([command, "--help"])
         assert exit_info.value.code == 0

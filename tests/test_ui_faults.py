@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from pytestqt.qtbot import QtBot
 
+from app import private_files
 from app.pipeline import IterableSource, Mode
 from app.recording import SessionReader
-from app.recording import files as recording_files
 from app.ui.main_window import MainWindow
 from app.ui.options import DEMO_CHECKPOINT
 from app.ui.recent import PreferencesStore
@@ -160,7 +160,7 @@ def test_the_session_folder_made_unwritable_mid_recording_keeps_what_was_saved(
     def denied(src: object, dst: object) -> None:  # chmod cannot stop root, so the errno
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-    monkeypatch.setattr(recording_files.os, "replace", denied)
+    monkeypatch.setattr(private_files.os, "replace", denied)
     qtbot.waitUntil(lambda: not control.recording, timeout=WAIT_MS)
     monkeypatch.undo()
     text = _notices(window)

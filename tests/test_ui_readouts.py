@@ -25,6 +25,8 @@ from app.pipeline import (
     WatchdogStatus,
     WindowSummary,
 )
+from app.preprocess.field_of_view import FieldOfView
+from app.render.captions import method_label
 from app.ui.notices import Level, event_notice, failure_notice, stall_notice
 from app.ui.options import DEMO_CHECKPOINT
 from app.ui.readouts import (
@@ -34,12 +36,10 @@ from app.ui.readouts import (
     format_age,
     format_window,
     map_caption,
-    method_label,
     stats_text,
 )
 from app.ui.snapshot import save_snapshot, snapshot_record
 from models.checkpoint import CheckpointMetadata
-from models.fov import FieldOfView
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def _stats(display: list[float]) -> StatsSnapshot:
 
 
 def test_prediction_has_mc_mean_spread_and_entropy(result: FrameResult) -> None:
-    prediction = Prediction.of(result, mean_cv=0.25)
+    prediction = Prediction.of(result.summary(mean_cv=0.25))
     probs = result.explanation.probs.numpy()
     k = result.predicted_idx
     assert prediction.predicted.name == result.class_names[k]

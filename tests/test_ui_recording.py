@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from app import private_files
 from app.recording import SessionReader
-from app.recording import files as recording_files
 from app.ui.main_window import MainWindow
 from app.ui.recording_control import format_elapsed
 from tests.test_ui_window import WAIT_MS, _open_window, _wait_results
@@ -41,7 +41,11 @@ def test_record_button_records_a_reviewable_session(qtbot: QtBot, tmp_path: Path
     control.button.click()
     assert control.recording and control.button.isChecked()
     assert control.indicator.isVisible() and control.indicator.text().startswith("● REC 00:0")
-    qtbot.waitUntil(lambda: control.recorder.frames_written >= 4, timeout=WAIT_MS)
+    # a recorded frame must also have been painted: under load the writer can run ahead
+    qtbot.waitUntil(
+        lambda: control.recorder.frames_written >= 4 and control.recorder.displays_written >= 1,
+        timeout=WAIT_MS,
+    )
     window._refresh_readouts(window.pipeline, 0.0)
     assert "frames" in control.indicator.text()
     control.button.click()
@@ -81,7 +85,7 @@ def test_a_full_disk_stops_recording_and_the_view_goes_on(
     def full(src: object, dst: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(recording_files.os, "replace", full)
+    monkeypatch.setattr(private_files.os, "replace", full)
     qtbot.waitUntil(lambda: not control.recording, timeout=WAIT_MS)  # refresh() stops it
     assert any("disk is full" in n.text for n in window.notices)
     shown = window.results_shown

@@ -22,13 +22,13 @@ from pytestqt.qtbot import QtBot
 
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
+from app.preprocess.field_of_view import FieldOfView
 from app.recording import SessionRecorder
+from app.render.layers import frame_to_gray8
 from app.review import BookmarkStore, ReviewSession, next_uncertain, uncertainty_threshold
-from app.ui.map_layers import frame_to_gray8
 from app.ui.review_window import ReviewWindow, _ClipDialog, open_review
 from app.ui.viewer import application
 from models.checkpoint import CheckpointMetadata
-from models.fov import FieldOfView
 from tests.session_support import explanation_from
 from tests.test_recording import fake_metadata
 

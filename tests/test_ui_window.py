@@ -31,7 +31,7 @@ from app.ui.recent import PreferencesStore
 from app.ui.viewer import application
 from models.architectures import build_model
 from models.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint
-from models.phantom import render_frame
+from models.data.phantom import render_frame
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 WAIT_MS = 60_000  # generous: the suite may share two cores with other work

@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from app.benchmark import benchmark_engine, format_table, write_report
+    from app.benchmarks.engine import benchmark_engine, format_table, write_report
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]

@@ -42,8 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
+    from app.benchmarks.pipeline import benchmark_pipeline, format_report, write_report
     from app.pipeline import SettingsError, SourceError
-    from app.pipeline.benchmark import benchmark_pipeline, format_report, write_report
 
     if args.threads:
         import torch

@@ -86,7 +86,10 @@ def explain_file(
     """
     import cv2
 
-    from app.overlay import (
+    from app.pipeline import FrameAnalyzer, PipelineSettings, SettingsError, SourceFrame
+    from app.preprocess.field_of_view import to_gray_float
+    from app.private_files import make_private_dirs, write_atomic
+    from app.render.overlay import (
         ENHANCED_COLORMAP,
         ENHANCED_LEVELS,
         RISK_COLORMAP,
@@ -94,10 +97,6 @@ def explain_file(
         blend,
         to_uint8_gray,
     )
-    from app.pipeline import FrameAnalyzer, PipelineSettings, SettingsError, SourceFrame
-    from app.private_files import make_private_dirs
-    from app.recording.files import write_atomic
-    from models.fov import to_gray_float
 
     frame = read_frame(image, frame_index)
     try:

@@ -98,13 +98,13 @@ def _review(args: argparse.Namespace) -> int:
             )
             print(f"wrote {files.png} and {files.json}")
         return 0
-    from app.demo import display_available
+    from app.ui.display import display_available
 
     if not display_available():
         raise CommandError(
             "the review window needs a display; without one use --info, --export-clip FILE "
             "or --snapshot FRAME"
         )
-    from app.ui.review_window import run_review
+    from app.ui.viewer import run_review
 
     return run_review(folder)

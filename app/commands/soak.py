@@ -35,8 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _cmd_soak(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from app.assets import DEMO_CHECKPOINT, DEMO_SOURCE
     from app.pipeline import Mode, PipelineSettings, SettingsError
-    from app.ui.options import DEMO_CHECKPOINT, DEMO_SOURCE, ViewerOptions
+    from app.ui.options import ViewerOptions
     from app.ui.soak import SoakSample, soak, write_report
 
     source = Path(args.source) if args.source else DEMO_SOURCE

@@ -1,22 +1,30 @@
-"""``python -m app view`` (the live viewer, the default command) and ``python -m app run``
-(the main job on the shipped demo: the viewer, or files when headless)."""
+"""``python -m app view``: the live viewer, the default command (``python -m app [options]``).
+
+:func:`open_viewer` is also what ``python -m app run`` (:mod:`app.commands.run`) calls to open
+the viewer on the shipped demo."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from app.commands.common import DEFAULT_OUT, CommandError
+from app.commands.common import CommandError
 from app.explain import METHODS
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "add_view_arguments", "open_viewer"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``view`` and ``run`` subcommands to the CLI's subparsers."""
+    """Add the ``view`` subcommand to the CLI's subparsers."""
     view = sub.add_parser(
         "view", help="the live viewer (the default): raw | enhanced map | risk map, latency"
     )
+    add_view_arguments(view)
+    view.set_defaults(handler=open_viewer)
+
+
+def add_view_arguments(view: argparse.ArgumentParser) -> None:
+    """The viewer's options: what to open, how to explain it, where to write."""
     view.add_argument(
         "--source",
         help="VIDEO | DEVICE_INDEX | /dev/videoN | FOLDER of images; default: the demo video",
@@ -50,19 +58,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--record", action="store_true", help="record the session from the first frame on"
     )
     view.add_argument("--fullscreen", action="store_true", help="start full screen")
-    view.set_defaults(handler=_cmd_view)
-
-    run = sub.add_parser("run", help="the main job on the shipped demo (what `make run` does)")
-    run.add_argument("--out", default=str(DEFAULT_OUT / "demo"), help="output folder (headless)")
-    run.add_argument(
-        "--headless",
-        action="store_true",
-        help="process the demo to files even when a display is available",
-    )
-    run.set_defaults(handler=_cmd_run)
 
 
-def _cmd_view(args: argparse.Namespace) -> int:
+def open_viewer(args: argparse.Namespace) -> int:
+    """The ``view`` handler: resolve the options, open the viewer; its exit status."""
     from app.pipeline import SettingsError
 
     try:
@@ -94,9 +93,3 @@ def _cmd_view(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         raise CommandError(str(exc)) from exc
     return run_viewer(options, store, fullscreen=args.fullscreen, record=args.record)
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from app.demo import run_demo
-
-    return run_demo(Path(args.out), headless=True if args.headless else None)

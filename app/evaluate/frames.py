@@ -1,14 +1,15 @@
 """The frames an evaluation scores: held-out recordings, decoded as for training and viewing.
 
-Frames come from :class:`models.frame_cache.FrameCache` (field-of-view crop, surround zeroed,
-resize to the checkpoint's input size, near-duplicate removal as in training), so the model
-sees the pixels it was trained and validated on.
+Frames come from :class:`models.data.frame_cache.FrameCache` (field-of-view crop, surround
+zeroed, resize to the checkpoint's input size, near-duplicate removal as in training), so the
+model sees the pixels it was trained and validated on.
 
 Phantom recordings (a ``<video>.masks.npz`` next to the video) also get their ground-truth mask
 at input size. The mask goes through the frame's own geometry: the video is replayed through a
-:class:`models.preprocess.FramePreprocessor` with a fresh :class:`models.fov.FieldOfViewTracker`
-fed exactly the sampled frames that :func:`models.frame_cache.decode_recording` feeds its own
-(so the tracker reaches the same field of view), and each kept frame's source mask is cropped
+:class:`app.preprocess.model_input.FramePreprocessor` with a fresh
+:class:`app.preprocess.field_of_view.FieldOfViewTracker` fed exactly the sampled frames that
+:func:`models.data.frame_cache.decode_recording` feeds its own (so the tracker reaches the same
+field of view), and each kept frame's source mask is cropped
 to that field of view's square, resized like the frame (INTER_AREA to shrink, INTER_LINEAR to
 enlarge), thresholded at 0.5 and restricted to the disc at input size.
 """
@@ -22,12 +23,12 @@ import cv2
 import numpy as np
 import torch
 
-from models.augment import normalize
-from models.datasets import Recording, is_video
-from models.fov import FieldOfViewTracker, apply_field_of_view
-from models.frame_cache import DecodedRecording, FrameCache, FrameSampling
-from models.phantom import load_masks, masks_path
-from models.preprocess import FramePreprocessor, PreprocessConfig
+from app.preprocess.field_of_view import FieldOfViewTracker, apply_field_of_view
+from app.preprocess.model_input import FramePreprocessor, PreprocessConfig
+from models.data.augment import normalize
+from models.data.frame_cache import DecodedRecording, FrameCache, FrameSampling
+from models.data.index import Recording, is_video
+from models.data.phantom import load_masks, masks_path
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,19 +14,18 @@ call on the explanation map E reuses the masks of the call on x (the same sub-ne
 Latency: the ``total`` of the explainer's own timings for the call on x, divided by the frames
 in the batch (``--batch-size 1`` measures single-frame latency as in the viewer).
 
-Many processes or GPUs: started under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``
-set), the processes join one ``gloo`` process group (:func:`models.distributed.init_distributed`)
-and share out the batches still to score, ``(method, mode, batch index)`` each, balanced by
-their cost. Process r runs on ``cuda:LOCAL_RANK`` (modulo the GPU count: processes may share a
-GPU) for ``--device auto`` or ``cuda`` where CUDA exists, else on the CPU. A batch draws its
-masks from its own seed wherever it runs, so the scores, tables and figures are those of a
-single-process run with the same ``--batch-size``; only the order of the lines of
-``scores.jsonl`` and the latencies differ. Rank 0 appends its scores to ``scores.jsonl``, rank
-r > 0 to ``scores.rank{r}.jsonl``; at the end rank 0 gathers the others' scores into
-``scores.jsonl``, the rank files are removed, and rank 0 alone writes the tables and figures.
-A rerun with any number of processes first folds the rank files an interrupted run left into
-``scores.jsonl``. ``--out`` must be a folder every process sees (one machine, or a shared file
-system). Only rank 0's command prints the table::
+Many processes or GPUs: started under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set),
+the processes join one ``gloo`` process group (:func:`models.training.distributed.init_distributed`)
+and share out the batches still to score, ``(method, mode, batch index)`` each, balanced by their
+cost. Process r runs on ``cuda:LOCAL_RANK`` (modulo the GPU count: processes may share a GPU) for
+``--device auto`` or ``cuda`` where CUDA exists, else on the CPU. A batch draws its masks from its
+own seed wherever it runs, so the scores, tables and figures are those of a single-process run with
+the same ``--batch-size``; only the order of the lines of ``scores.jsonl`` and the latencies differ.
+Rank 0 appends its scores to ``scores.jsonl``, rank r > 0 to ``scores.rank{r}.jsonl``; at the end
+rank 0 gathers the others' scores into ``scores.jsonl``, the rank files are removed, and rank 0
+alone writes the tables and figures. A rerun with any number of processes first folds the rank files
+an interrupted run left into ``scores.jsonl``. ``--out`` must be a folder every process sees (one
+machine, or a shared file system). Only rank 0's command prints the table::
 
     torchrun --standalone --nproc_per_node 4 -m app evaluate \\
         --data DATA --checkpoint CKPT --out OUT
@@ -51,16 +50,16 @@ import torch
 from tqdm import tqdm
 
 from app.evaluate.comparison import paired_comparison
-from app.evaluate.figures import compose_figure
 from app.evaluate.frames import EvalFrame, load_frames, to_input
 from app.evaluate.localisation import iou, pointing_hit, upsampled
 from app.evaluate.scoring import score_explanations
 from app.evaluate.tables import jsonable, summarise, write_t_study, write_table
 from app.explain import METHODS, Explainer, ExplainerError, Explanation, resolve_device
+from app.render.figures import compose_figure
 from models.checkpoint import CheckpointError, checkpoint_sha256, load_checkpoint
-from models.datasets import DatasetError, discover
-from models.distributed import DistributedContext, init_distributed
-from models.frame_cache import FrameSampling
+from models.data.frame_cache import FrameSampling
+from models.data.index import DatasetError, Recording, discover
+from models.training.distributed import DistributedContext, init_distributed
 
 ORIGINAL, PROPOSED = "original", "proposed"
 DEFAULT_T_VALUES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 40, 80, 100)
@@ -68,6 +67,10 @@ RANK_LOG = re.compile(r"scores\.rank(\d+)\.jsonl")
 """Name of the scores log of rank r > 0 under torchrun (rank 0 writes ``scores.jsonl``)."""
 WAIT = timedelta(hours=12)
 """How long a process that finished its share waits for the others under torchrun."""
+
+_RecordKey = tuple[str, str, str, int]
+"""(method, mode, recording, frame): one line of ``scores.jsonl``."""
+_Records = dict[_RecordKey, dict[str, Any]]
 
 
 class EvaluationError(Exception):
@@ -225,11 +228,11 @@ def _find(jobs: Sequence[_Job], method: str, mode: str) -> _Job:
     return next(j for j in jobs if j.method == method and j.mode == mode)
 
 
-def _key(method: str, mode: str, recording: str, frame: int) -> tuple[str, str, str, int]:
+def _key(method: str, mode: str, recording: str, frame: int) -> _RecordKey:
     return method, mode, recording, int(frame)
 
 
-def _record_key(record: dict[str, Any]) -> tuple[str, str, str, int]:
+def _record_key(record: dict[str, Any]) -> _RecordKey:
     return _key(record["method"], record["mode"], record["recording"], record["frame"])
 
 
@@ -256,7 +259,7 @@ def _rank_log(out: Path, rank: int) -> Path:
     return out / ("scores.jsonl" if rank == 0 else f"scores.rank{rank}.jsonl")
 
 
-def _consolidate(log: Path) -> dict[tuple[str, str, str, int], dict[str, Any]]:
+def _consolidate(log: Path) -> _Records:
     """The records of ``log``, after folding in (and removing) the rank logs beside it."""
     records = {_record_key(r): r for r in _read_records(log)}
     leftovers = sorted(p for p in log.parent.iterdir() if RANK_LOG.fullmatch(p.name))
@@ -318,9 +321,7 @@ def _score_batch(
     return records
 
 
-def _pending(
-    jobs: Sequence[_Job], batch_size: int, done: Collection[tuple[str, str, str, int]]
-) -> list[_Batch]:
+def _pending(jobs: Sequence[_Job], batch_size: int, done: Collection[_RecordKey]) -> list[_Batch]:
     """The batches with frames not in ``done``, in run order; each keeps only those frames."""
     batches = []
     for job in jobs:
@@ -459,33 +460,56 @@ def run_evaluation(config: EvaluationConfig) -> dict[str, Any]:
 
 
 def _evaluate(config: EvaluationConfig, ctx: DistributedContext) -> dict[str, Any]:
-    device = ctx.device
-    model, metadata = _load_model(config, device)
-    try:
-        index = discover(config.data)
-    except DatasetError as exc:
-        raise EvaluationError(str(exc)) from None
+    """The run on one process: select the frames, resume, plan, score this process's share,
+    gather the scores, then (rank 0) write the tables and figures."""
+    model, metadata = _load_model(config, ctx.device)
+    selection = _select_frames(config, metadata)
+    log = config.out / "scores.jsonl"
+    records, done = _resume(log, config, ctx, metadata, selection.dedup)
+    reused = len(done)
+    plan = _Plan.of(config, selection.frames)
+    mine, scored = _score_share(plan, done, model, metadata, config, ctx)
+    others = _gather_scores(mine, log, ctx)
+    if ctx.enabled and not ctx.is_main:
+        _rank_log(config.out, ctx.rank).unlink(missing_ok=True)
+        report = ctx.broadcast_object(None)  # once rank 0 has written everything
+        return {**report, "notes": []}
+    records.update((_record_key(r), r) for r in mine + others)
+    scored += len(others)
+    info = _info(config, ctx, metadata, selection, scored, reused)
+    rows, comparisons, outputs = _write_table(plan, records, info, selection.frames, config)
+    t_rows, t_outputs = _write_t_study(plan, records, config)
+    outputs += t_outputs
+    figure_frames = selection.frames[: config.figures]
+    outputs += _write_figures(figure_frames, model, metadata, ctx.device, config)
+    report = {
+        "rows": rows,
+        "comparisons": comparisons,
+        "t_study": t_rows,
+        "scored": scored,
+        "reused": reused,
+        "outputs": outputs,
+        "notes": selection.notes,
+        "info": jsonable(info),
+    }
+    ctx.broadcast_object(report)  # no-op for one process; releases the others
+    return report
 
-    notes: list[str] = []
-    held_out = metadata.training.get("val_recordings") if metadata.training else None
-    if held_out:
-        by_name = {r.name: r for r in index.recordings}
-        absent = [n for n in held_out if n not in by_name]
-        recordings = [by_name[n] for n in held_out if n in by_name]
-        if absent:
-            notes.append(f"held-out recordings not found under the data root: {absent}")
-        if not recordings:
-            raise EvaluationError(
-                f"none of the checkpoint's held-out recordings ({held_out}) is in {config.data}"
-            )
-        notes.append(f"frames: the checkpoint's {len(recordings)} held-out recordings")
-    else:
-        recordings = list(index.recordings)
-        notes.append(
-            "frames: ALL recordings of the data root: the checkpoint names no held-out "
-            "recordings, so these may include training data"
-        )
 
+@dataclass(frozen=True)
+class _Selection:
+    """The frames to score, the sampling's deduplication threshold, and notes on the choice."""
+
+    recordings: list[Recording]
+    frames: list[EvalFrame]
+    dedup: float
+    notes: list[str]
+
+
+def _select_frames(config: EvaluationConfig, metadata: Any) -> _Selection:
+    """The checkpoint's held-out recordings (all of the data root when it names none),
+    sampled as its training sampled them."""
+    recordings, notes = _select_recordings(config, metadata)
     hyper = metadata.training.get("hyperparameters", {}) if metadata.training else {}
     dedup = float(hyper.get("dedup_threshold", FrameSampling().dedup_threshold))
     frames, skipped = load_frames(
@@ -497,12 +521,50 @@ def _evaluate(config: EvaluationConfig, ctx: DistributedContext) -> dict[str, An
     notes += [f"skipped unreadable recording {s}" for s in skipped]
     if not frames:
         raise EvaluationError("no readable frame in the selected recordings")
+    return _Selection(recordings, frames, dedup, notes)
 
+
+def _select_recordings(
+    config: EvaluationConfig, metadata: Any
+) -> tuple[list[Recording], list[str]]:
+    """The recordings to score, and notes on the choice."""
+    try:
+        index = discover(config.data)
+    except DatasetError as exc:
+        raise EvaluationError(str(exc)) from None
+    notes: list[str] = []
+    held_out = metadata.training.get("val_recordings") if metadata.training else None
+    if not held_out:
+        notes.append(
+            "frames: ALL recordings of the data root: the checkpoint names no held-out "
+            "recordings, so these may include training data"
+        )
+        return list(index.recordings), notes
+    by_name = {r.name: r for r in index.recordings}
+    absent = [n for n in held_out if n not in by_name]
+    recordings = [by_name[n] for n in held_out if n in by_name]
+    if absent:
+        notes.append(f"held-out recordings not found under the data root: {absent}")
+    if not recordings:
+        raise EvaluationError(
+            f"none of the checkpoint's held-out recordings ({held_out}) is in {config.data}"
+        )
+    notes.append(f"frames: the checkpoint's {len(recordings)} held-out recordings")
+    return recordings, notes
+
+
+def _resume(
+    log: Path, config: EvaluationConfig, ctx: DistributedContext, metadata: Any, dedup: float
+) -> tuple[_Records, Collection[_RecordKey]]:
+    """Pin the settings and read what earlier runs scored into ``log`` (rank 0; the others
+    wait for it).
+
+    Returns the earlier records (empty on ranks > 0) and, on every process, their keys.
+    """
     config.out.mkdir(parents=True, exist_ok=True)
-    log = config.out / "scores.jsonl"
-    records: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    records: _Records = {}
     failure = None
-    if ctx.is_main:  # the others wait for run.json to be checked and the logs folded
+    if ctx.is_main:
         try:
             _pin_settings(config.out, _settings(config, metadata, dedup))
             records = _consolidate(log)
@@ -511,17 +573,50 @@ def _evaluate(config: EvaluationConfig, ctx: DistributedContext) -> dict[str, An
     failure, done = ctx.broadcast_object((failure, set(records) if ctx.enabled else records))
     if failure:
         raise EvaluationError(failure)
-    reused = len(done)
+    return records, done
 
-    t_frames = frames[: config.t_study_frames]
-    t_methods = config.methods[: max(config.t_study_methods, 0)]
-    jobs = [
-        _Job(m, mode, mc, passes, frames)
-        for m in config.methods
-        for mode, mc, passes in ((ORIGINAL, False, 1), (PROPOSED, True, config.passes))
-    ]
-    jobs += [_Job(m, f"T={t}", True, t, t_frames) for m in t_methods for t in config.t_values]
-    batches = _share(_pending(jobs, config.batch_size, done), ctx.rank, ctx.world_size)
+
+@dataclass(frozen=True)
+class _Plan:
+    """The jobs of a run: every method original and proposed on every frame, then the
+    T-study's (the first methods at each T on the first frames)."""
+
+    jobs: tuple[_Job, ...]
+    t_frames: Sequence[EvalFrame]
+    t_methods: tuple[str, ...]
+
+    @classmethod
+    def of(cls, config: EvaluationConfig, frames: Sequence[EvalFrame]) -> _Plan:
+        t_frames = frames[: config.t_study_frames]
+        t_methods = config.methods[: max(config.t_study_methods, 0)]
+        jobs = [
+            _Job(m, mode, mc, passes, frames)
+            for m in config.methods
+            for mode, mc, passes in ((ORIGINAL, False, 1), (PROPOSED, True, config.passes))
+        ]
+        jobs += [_Job(m, f"T={t}", True, t, t_frames) for m in t_methods for t in config.t_values]
+        return cls(tuple(jobs), t_frames, t_methods)
+
+    @property
+    def main_jobs(self) -> list[_Job]:
+        return [j for j in self.jobs if j.mode in (ORIGINAL, PROPOSED)]
+
+    @property
+    def t_jobs(self) -> list[_Job]:
+        return [j for j in self.jobs if j.mode.startswith("T=")]
+
+
+def _score_share(
+    plan: _Plan,
+    done: Collection[_RecordKey],
+    model: torch.nn.Module,
+    metadata: Any,
+    config: EvaluationConfig,
+    ctx: DistributedContext,
+) -> tuple[list[dict[str, Any]], int]:
+    """Score this process's share of the frames not ``done``, each record appended at once
+    to its scores log; returns the records and the number of frames scored."""
+    batches = _share(_pending(plan.jobs, config.batch_size, done), ctx.rank, ctx.world_size)
     mine: list[dict[str, Any]] = []
     with _appender(_rank_log(config.out, ctx.rank)) as write:
 
@@ -530,72 +625,98 @@ def _evaluate(config: EvaluationConfig, ctx: DistributedContext) -> dict[str, An
             mine.append(record)
 
         progress = config.progress and ctx.is_main  # rank 0's share stands for the others'
-        scored = _run_batches(batches, model, metadata, device, config, sink, progress)
+        scored = _run_batches(batches, model, metadata, ctx.device, config, sink, progress)
+    return mine, scored
+
+
+def _gather_scores(
+    mine: list[dict[str, Any]], log: Path, ctx: DistributedContext
+) -> list[dict[str, Any]]:
+    """Under torchrun, collect the other processes' records on rank 0 into ``log``, and wait
+    until every process is there (their rank logs can go then).
+
+    Returns the others' records on rank 0, else none.
+    """
     gathered = ctx.gather_objects([] if ctx.is_main else mine)
-    if ctx.enabled:
-        if ctx.is_main:
-            assert gathered is not None
-            others = [r for part in gathered for r in part]
-            with _appender(log) as write:
-                for record in others:
-                    write(record)
-            mine += others
-            scored += len(others)
-        ctx.barrier()  # every score is in scores.jsonl: the rank logs can go
-        if not ctx.is_main:
-            _rank_log(config.out, ctx.rank).unlink(missing_ok=True)
-            report = ctx.broadcast_object(None)  # once rank 0 has written everything
-            return {**report, "notes": []}
-    records.update((_record_key(r), r) for r in mine)
+    if not ctx.enabled:
+        return []
+    others: list[dict[str, Any]] = []
+    if ctx.is_main:
+        assert gathered is not None
+        others = [r for part in gathered for r in part]
+        with _appender(log) as write:
+            for record in others:
+                write(record)
+    ctx.barrier()  # every score is in scores.jsonl
+    return others
 
-    def rows_of(job: _Job) -> list[dict[str, Any]]:
-        return [records[_key(job.method, job.mode, *f.key)] for f in job.frames]
 
-    main_jobs = [j for j in jobs if j.mode in (ORIGINAL, PROPOSED)]
-    rows = [summarise(rows_of(j)) for j in main_jobs]
-    localisation = any(f.mask is not None for f in frames)
+def _rows_of(records: _Records, job: _Job) -> list[dict[str, Any]]:
+    return [records[_key(job.method, job.mode, *f.key)] for f in job.frames]
+
+
+def _info(
+    config: EvaluationConfig,
+    ctx: DistributedContext,
+    metadata: Any,
+    selection: _Selection,
+    scored: int,
+    reused: int,
+) -> dict[str, Any]:
+    """What the table says about the run."""
     info = {
         "checkpoint": config.checkpoint.name,
         "arch": metadata.arch,
         "data": str(config.data),
-        "notes": "; ".join(notes),
-        "recordings": [r.name for r in recordings],
-        "frames": len(frames),
+        "notes": "; ".join(selection.notes),
+        "recordings": [r.name for r in selection.recordings],
+        "frames": len(selection.frames),
         "every_k": config.every_k,
         "passes": config.passes,
         "seed": config.seed,
-        "device": str(device),
+        "device": str(ctx.device),
         "batch_size": config.batch_size,
         "scored_this_run": scored,
         "reused_from_scores_jsonl": reused,
     }
     if ctx.enabled:
         info["processes"] = ctx.world_size
+    return info
+
+
+def _write_table(
+    plan: _Plan,
+    records: _Records,
+    info: dict[str, Any],
+    frames: Sequence[EvalFrame],
+    config: EvaluationConfig,
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[Path]]:
+    """The table of original vs proposed per method, with their paired comparisons; returns
+    the rows, the comparisons and the files written."""
+    main_jobs = plan.main_jobs
+    rows = [summarise(_rows_of(records, j)) for j in main_jobs]
+    localisation = any(f.mask is not None for f in frames)
     comparisons = {
         method: paired_comparison(
-            rows_of(_find(main_jobs, method, ORIGINAL)),
-            rows_of(_find(main_jobs, method, PROPOSED)),
+            _rows_of(records, _find(main_jobs, method, ORIGINAL)),
+            _rows_of(records, _find(main_jobs, method, PROPOSED)),
             seed=config.seed,
         )
         for method in config.methods
     }
-    outputs = write_table(rows, config.out, info, localisation, comparisons)
+    return rows, comparisons, write_table(rows, config.out, info, localisation, comparisons)
 
-    t_rows = [summarise(rows_of(j)) for j in jobs if j.mode.startswith("T=")]
-    t_keys = {f.key for f in t_frames}
-    references = {m: summarise([records[_key(m, ORIGINAL, *k)] for k in t_keys]) for m in t_methods}
-    if t_rows:
-        outputs += write_t_study(t_rows, references, config.out)
-    outputs += _write_figures(frames[: config.figures], model, metadata, device, config)
-    report = {
-        "rows": rows,
-        "comparisons": comparisons,
-        "t_study": t_rows,
-        "scored": scored,
-        "reused": reused,
-        "outputs": outputs,
-        "notes": notes,
-        "info": jsonable(info),
+
+def _write_t_study(
+    plan: _Plan, records: _Records, config: EvaluationConfig
+) -> tuple[list[dict[str, Any]], list[Path]]:
+    """ADCC against T, each method's original on the same frames for reference; returns the
+    rows and the files written (none without a T-study)."""
+    t_rows = [summarise(_rows_of(records, j)) for j in plan.t_jobs]
+    t_keys = {f.key for f in plan.t_frames}
+    references = {
+        m: summarise([records[_key(m, ORIGINAL, *k)] for k in t_keys]) for m in plan.t_methods
     }
-    ctx.broadcast_object(report)  # no-op for one process; releases the others
-    return report
+    if not t_rows:
+        return t_rows, []
+    return t_rows, write_t_study(t_rows, references, config.out)

@@ -203,8 +203,9 @@ def score_explanation(
     return score_explanations(explainer, x, class_idx)[0]
 
 
-def _nanmean(values: Sequence[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
+def nanmean(values: Iterable[float | None]) -> float:
+    """The mean of the defined values (None and NaN left out); NaN when none is defined."""
+    finite = [v for v in values if v is not None and not math.isnan(v)]
     return float(np.mean(finite)) if finite else math.nan
 
 
@@ -223,15 +224,15 @@ def aggregate(scores: Iterable[ExplanationScore]) -> dict[str, object]:
         flag of :data:`FLAGS`, zeros included). Means over no defined value are NaN.
     """
     scores = list(scores)
-    ad = _nanmean([s.average_drop for s in scores])
-    coh = _nanmean([s.coherency for s in scores])
-    com = _nanmean([s.complexity for s in scores])
+    ad = nanmean([s.average_drop for s in scores])
+    coh = nanmean([s.coherency for s in scores])
+    com = nanmean([s.complexity for s in scores])
     return {
         "images": len(scores),
         "mean_average_drop": ad,
         "mean_coherency": coh,
         "mean_complexity": com,
-        "mean_of_per_image_adcc": _nanmean([s.adcc for s in scores]),
+        "mean_of_per_image_adcc": nanmean([s.adcc for s in scores]),
         "adcc_of_mean_components": metrics.adcc(ad, coh, com),
         "adcc_images": sum(not math.isnan(s.adcc) for s in scores),
         "flag_counts": {flag: sum(flag in s.flags for s in scores) for flag in FLAGS},

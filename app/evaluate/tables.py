@@ -11,13 +11,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.evaluate.scoring import ExplanationScore, aggregate
+from app.evaluate.scoring import ExplanationScore, aggregate, nanmean
 
 SCORE_FIELDS = ("average_drop", "coherency", "complexity", "adcc", "class_idx", "y", "o")
 
@@ -53,11 +53,6 @@ def to_score(record: Mapping[str, Any]) -> ExplanationScore:
     )
 
 
-def _nanmean(values: Iterable[float]) -> float:
-    finite = [v for v in values if v is not None and not math.isnan(v)]
-    return float(np.mean(finite)) if finite else math.nan
-
-
 def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One table row from the records of one (method, mode)."""
     summary = aggregate(to_score(r) for r in records)
@@ -79,8 +74,8 @@ def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "images": summary["images"],
         "flags": {k: v for k, v in summary["flag_counts"].items() if v},
         "flag_counts": summary["flag_counts"],
-        "iou": _nanmean(r["iou"] for r in located),
-        "pointing_game": _nanmean(pointed),
+        "iou": nanmean(r["iou"] for r in located),
+        "pointing_game": nanmean(pointed),
         "localisation_images": len(located),
     }
 

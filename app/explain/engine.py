@@ -44,15 +44,14 @@ def default_target_layer(model: nn.Module) -> str:
     """The layer explained when none is named.
 
     Known architectures get their usual layer (ResNet: ``layer4``; MobileNetV2: ``features.18``,
-    its last convolutional block); any other model gets its last ``nn.Conv2d`` in definition
-    order.
+    its last convolutional block; :func:`models.architectures.known_target_layer`); any other
+    model gets its last ``nn.Conv2d`` in definition order.
     """
-    from torchvision.models import MobileNetV2, ResNet  # torchvision is slow to import
+    from models.architectures import known_target_layer  # torchvision is slow to import
 
-    if isinstance(model, ResNet):
-        return "layer4"
-    if isinstance(model, MobileNetV2):
-        return "features.18"
+    known = known_target_layer(model)
+    if known is not None:
+        return known
     convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise ExplainerError("the model has no Conv2d layer; name a target_layer explicitly")
@@ -214,7 +213,7 @@ class Explainer:
         if not x.is_floating_point():
             raise ExplainerError(
                 f"x must be a float tensor, already normalised; got {x.dtype} (convert the frame "
-                "with models.preprocess.FramePreprocessor first)"
+                "with app.preprocess.model_input.FramePreprocessor first)"
             )
         if x.shape[0] == 0 or x.shape[-1] == 0 or x.shape[-2] == 0:
             raise ExplainerError(f"x is empty: shape {tuple(x.shape)}")

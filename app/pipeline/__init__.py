@@ -15,7 +15,7 @@ A viewer drives it like this (all calls thread-safe, none blocks)::
     result = pipeline.take_result()          # newest FrameResult or None (keep the last one)
     if result is not None:
         mean, cv = result.maps()             # (H, W) at the model input size; cv NaN = undefined
-        ...draw result.display / mean / cv (app.overlay), then:
+        ...draw result.display / mean / cv (app.render), then:
         pipeline.mark_displayed(result)      # capture-to-display latency in stats()
     readout = pipeline.stats().readout()     # latency avg/p95/max, fps, dropped
     alarm = pipeline.watchdog()              # .stalled, .reason, .message

@@ -17,6 +17,8 @@ from app.explain import Explainer, ExplainerError
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings, SettingsError
 from app.pipeline.sources import SourceFrame
+from app.preprocess.field_of_view import FieldOfViewTracker
+from app.preprocess.model_input import FramePreprocessor, PreprocessConfig
 from models.checkpoint import (
     CheckpointError,
     CheckpointMetadata,
@@ -24,8 +26,6 @@ from models.checkpoint import (
     checkpoint_sha256,
     load_checkpoint,
 )
-from models.fov import FieldOfViewTracker
-from models.preprocess import FramePreprocessor, PreprocessConfig
 
 __all__ = ["FrameAnalyzer"]
 
@@ -65,7 +65,7 @@ class LoadedModelFile(NamedTuple):
 class FrameAnalyzer:
     """Preprocesses frames and explains them with one set of settings.
 
-    The frame goes through :class:`models.preprocess.FramePreprocessor` as the checkpoint's
+    The frame goes through :class:`app.preprocess.model_input.FramePreprocessor` as the checkpoint's
     metadata says (field of view found once and tracked over the stream, cropped and masked,
     resized, normalised), then through :class:`app.explain.Explainer` with the settings'
     method, passes, class and device; the result is moved to the CPU.

@@ -4,19 +4,21 @@ It is the only thread that touches the source. It reads frames, keeps the newest
 raw panel, and passes each to the frame slot: with ``put`` in live mode (a frame the worker
 had no time for is replaced and counted as dropped) or ``handoff`` in analysis mode (it waits
 until the worker has taken the frame). In live mode a file is read at its frame rate times the
-speed, like a probe; a device paces itself. Playback commands (play, pause, step, seek, speed,
-loop, mode) are posted by other threads and carried out between frames.
+speed, like a probe (:class:`~app.pipeline.pacing.FramePacer`); a device paces itself.
+Playback commands (play, pause, step, seek, speed, loop, mode) are posted by other threads and
+carried out between frames.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
+from dataclasses import dataclass, replace
 
 from app.pipeline.daemon import DaemonLoop
 from app.pipeline.events import EventKind, EventLog
 from app.pipeline.mode import Mode
+from app.pipeline.pacing import FramePacer
 from app.pipeline.slots import Slot
 from app.pipeline.sources import FrameSource, SourceError, SourceFrame, SourceState
 from app.pipeline.stats import PipelineStats
@@ -30,6 +32,23 @@ MIN_SPEED = 0.05
 MAX_SPEED = 16.0
 _IDLE_WAIT_S = 0.1  # how long the thread sleeps between checks when it has nothing to do
 _RETRY_WAIT_S = 0.005  # a source with no frame yet is asked again after this
+
+
+@dataclass(frozen=True)
+class _Commands:
+    """The playback commands one pass of the capture loop carries out, taken under the lock."""
+
+    seek: int | None  # the frame to continue from, if a seek was asked for
+    steps: int  # frames still to step forward while paused
+    paused: bool
+    mode: Mode
+    loop: bool
+    speed: float
+
+    @property
+    def stepping(self) -> bool:
+        """Paused, with a frame to step to: it is read at once, unpaced."""
+        return self.paused and self.steps > 0
 
 
 class CaptureThread(DaemonLoop):
@@ -201,67 +220,110 @@ class CaptureThread(DaemonLoop):
             self._events.post(EventKind.FRAME_FAILED, f"capture stopped: {exc!r}")
 
     def _loop_until_stopped(self) -> None:
-        source = self.source
-        due: float | None = None  # when the next paced read is due
-        while True:
-            with self._cond:
-                if self._stopping:
-                    return
-                seek, self._pending_seek = self._pending_seek, None
-                steps = self._pending_steps
-                paused, mode, loop = self._paused, self._mode, self._loop
-                idle = paused or (self._ended and not loop)
-                if seek is None and steps == 0 and idle:
-                    self._cond.wait(_IDLE_WAIT_S)
-                    continue
-            if seek is not None:
-                due = None
-                if not self._seek(seek):
-                    continue
-                if paused:
-                    with self._cond:
-                        self._pending_steps = steps = max(steps, 1)
-            if source.state is SourceState.LOST:
+        """One pass per frame: take the commands, reconnect a lost device, wait for the
+        pacer, read, and hand the frame over."""
+        pacer = FramePacer()
+        while (commands := self._take_commands(pacer)) is not None:
+            if self.source.state is SourceState.LOST:
                 self._reconnect()
-                due = None
+                pacer.restart()
                 continue
-            stepping = paused and steps > 0
-            if mode is Mode.LIVE and not source.self_paced and not stepping:
-                now = time.monotonic()
-                if due is None:
-                    due = now
-                if now < due:
-                    self._wait(min(due - now, _IDLE_WAIT_S))
-                    continue
-                interval = source.frame_interval_s / self._speed
-                due = due + interval if now - due < interval else now + interval
-            else:
-                due = None
-
-            self._watchdog.waiting()
-            try:
-                frame = source.read()
-            except SourceError as exc:
-                self._watchdog.idle()
-                self._stats.record_frame_error()
-                self._events.post(EventKind.FRAME_FAILED, str(exc))
+            if not self._read_due(commands, pacer):
                 continue
+            frame = self._read(commands.loop)
             if frame is None:
-                self._no_frame(loop)
                 continue
-            if stepping:
-                with self._cond:
-                    self._pending_steps = max(0, self._pending_steps - 1)
-            self._lost_reported = False
-            self._watchdog.frame_arrived(frame.capture_time)
-            self._stats.record_frame(frame.capture_time, frame.read_ms)
+            self._arrived(frame, stepped=commands.stepping)
+            self._hand_over(frame, commands.mode)
+
+    def _take_commands(self, pacer: FramePacer) -> _Commands | None:
+        """The command intake: the commands for the next pass, once there is something to do,
+        with a seek carried out (it restarts ``pacer``); None once asked to stop."""
+        while (commands := self._wait_for_commands()) is not None:
+            if commands.seek is None:
+                return commands
+            pacer.restart()
+            if self._seek(commands.seek):
+                return self._after_seek(commands)
+        return None
+
+    def _wait_for_commands(self) -> _Commands | None:
+        """Take the pending commands once there is something to do; None once asked to stop.
+
+        While paused, or at the end without looping, only a seek or a step is something to do.
+        """
+        with self._cond:
+            while not self._stopping:
+                commands = _Commands(
+                    seek=self._pending_seek,
+                    steps=self._pending_steps,
+                    paused=self._paused,
+                    mode=self._mode,
+                    loop=self._loop,
+                    speed=self._speed,
+                )
+                self._pending_seek = None
+                idle = commands.paused or (self._ended and not commands.loop)
+                if commands.seek is not None or commands.steps != 0 or not idle:
+                    return commands
+                self._cond.wait(_IDLE_WAIT_S)
+            return None
+
+    def _after_seek(self, commands: _Commands) -> _Commands:
+        """A seek while paused shows the frame sought: it counts as (at least) one step."""
+        if not commands.paused:
+            return commands
+        with self._cond:
+            self._pending_steps = max(commands.steps, 1)
+            return replace(commands, steps=self._pending_steps)
+
+    def _read_due(self, commands: _Commands, pacer: FramePacer) -> bool:
+        """Whether to read now. A file in live mode waits for ``pacer`` (here, at most one idle
+        wait, woken by any command; False when still not due); other reads are unpaced and
+        restart it."""
+        if commands.mode is Mode.LIVE and not self.source.self_paced and not commands.stepping:
+            wait = pacer.wait_s(self.source.frame_interval_s, commands.speed)
+            if wait > 0:
+                self._wait(min(wait, _IDLE_WAIT_S))
+                return False
+        else:
+            pacer.restart()
+        return True
+
+    def _read(self, loop: bool) -> SourceFrame | None:
+        """One frame from the source; None when it gave none (a read error is reported; for
+        the end, a lost device or a frame not there yet see :meth:`_no_frame`)."""
+        self._watchdog.waiting()
+        try:
+            frame = self.source.read()
+        except SourceError as exc:
+            self._watchdog.idle()
+            self._stats.record_frame_error()
+            self._events.post(EventKind.FRAME_FAILED, str(exc))
+            return None
+        if frame is None:
+            self._no_frame(loop)
+        return frame
+
+    def _arrived(self, frame: SourceFrame, *, stepped: bool) -> None:
+        """Count ``frame`` (and the step it made) and keep it as the newest for the raw panel."""
+        if stepped:
             with self._cond:
-                self._latest = frame
-            if mode is Mode.LIVE:
-                if self._frames.put(frame) is not None:
-                    self._stats.record_drop()
-            else:
-                self._frames.handoff(frame, cancelled=self._handoff_cancelled)
+                self._pending_steps = max(0, self._pending_steps - 1)
+        self._lost_reported = False
+        self._watchdog.frame_arrived(frame.capture_time)
+        self._stats.record_frame(frame.capture_time, frame.read_ms)
+        with self._cond:
+            self._latest = frame
+
+    def _hand_over(self, frame: SourceFrame, mode: Mode) -> None:
+        """Pass ``frame`` to the worker: live mode replaces an untaken frame (a drop), analysis
+        mode waits until the worker took it (or a stop, mode change or seek cancels)."""
+        if mode is Mode.LIVE:
+            if self._frames.put(frame) is not None:
+                self._stats.record_drop()
+        else:
+            self._frames.handoff(frame, cancelled=self._handoff_cancelled)
 
     def _no_frame(self, loop: bool) -> None:
         """``read()`` gave nothing: the end, a lost device, or no frame yet."""

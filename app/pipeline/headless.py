@@ -5,7 +5,9 @@
 
 - ``<name>.panels.mp4`` (or ``.avi``): raw | enhanced overlay | risk overlay per frame, at the
   source's frame rate; the file is read back to check that every frame is in it;
-- ``<name>.frames.csv``: one row per frame (columns in :func:`csv_columns`).
+- ``<name>.frames.csv``: one row per frame (columns in :func:`app.render.table.csv_columns`).
+
+The pictures and the table come from :mod:`app.render`, as in the viewer and in review.
 """
 
 from __future__ import annotations
@@ -16,28 +18,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from app.pipeline.events import EventKind
 from app.pipeline.mode import Mode
-from app.pipeline.panel_video import VIDEO_FORMATS, PanelVideoWriter, count_video_frames
-from app.pipeline.panels import render_panels
 from app.pipeline.pipeline import Pipeline
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
 from app.pipeline.sources import FrameSource
 from app.private_files import make_private_dirs, open_private
+from app.render.panel_video import PanelVideoWriter, count_video_frames
+from app.render.panels import render_panels
+from app.render.table import csv_columns, csv_row
 
-__all__ = [
-    "VIDEO_FORMATS",
-    "ProcessReport",
-    "count_video_frames",
-    "csv_columns",
-    "csv_row",
-    "process",
-]
-
-_STAGES = ("read", "wait", "preprocess", "explain")
+__all__ = ["ProcessReport", "process"]
 
 
 @dataclass(frozen=True)
@@ -64,56 +57,6 @@ class ProcessReport:
     @property
     def frames_per_second(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else math.nan
-
-
-def csv_columns(result: FrameResult) -> list[str]:
-    """The CSV columns for results like ``result``.
-
-    ``frame_id, source_index, source_time_s, capture_s, result_s`` (capture and result times in
-    seconds since processing started), ``class, class_index, p_<class>`` for every class,
-    ``entropy_nats, mutual_information_nats, mean_cv_in_fov, latency_ms`` (capture to
-    result), then ``<stage>_ms`` for read, wait, preprocess, explain, the engine's own stages
-    (``explain_forward_ms``, ...) and ``total_ms``.
-    """
-    engine = [k for k in result.timings_ms if k.startswith("explain.")]
-    stages = [*_STAGES, *engine, "total"]
-    return [
-        "frame_id",
-        "source_index",
-        "source_time_s",
-        "capture_s",
-        "result_s",
-        "class",
-        "class_index",
-        *(f"p_{name}" for name in result.class_names),
-        "entropy_nats",
-        "mutual_information_nats",
-        "mean_cv_in_fov",
-        "latency_ms",
-        *(f"{stage.replace('.', '_')}_ms" for stage in stages),
-    ]
-
-
-def csv_row(result: FrameResult, mean_cv: float | None, t0: float) -> dict[str, Any]:
-    """One frame's row for the columns of :func:`csv_columns`; times in seconds since ``t0``."""
-    row: dict[str, Any] = {
-        "frame_id": result.frame_id,
-        "source_index": result.source_index,
-        "source_time_s": f"{result.source_time:.4f}",
-        "capture_s": f"{result.capture_time - t0:.4f}",
-        "result_s": f"{result.result_time - t0:.4f}",
-        "class": result.class_name,
-        "class_index": result.class_idx,
-        "entropy_nats": f"{result.entropy:.6f}",
-        "mutual_information_nats": f"{result.mutual_information:.6f}",
-        "mean_cv_in_fov": "" if mean_cv is None else f"{mean_cv:.6f}",
-        "latency_ms": f"{result.latency_ms:.2f}",
-    }
-    for name, p in result.probabilities.items():
-        row[f"p_{name}"] = f"{p:.6f}"
-    for stage, ms in result.timings_ms.items():
-        row[f"{stage.replace('.', '_')}_ms"] = f"{ms:.2f}"
-    return row
 
 
 def process(
@@ -174,13 +117,17 @@ def process(
         writer: csv.DictWriter | None = None
         try:
             for result in pipeline.results():
-                maps = result.maps()
-                mean_cv = result.mean_cv_in_fov(maps[1])
-                video.write(render_panels(result, panel_height, maps))
+                mean, cv = result.maps()
+                summary = result.summary(result.mean_cv_in_fov(cv), t0=start)
+                video.write(
+                    render_panels(
+                        summary, result.raw, result.display, result.fov_mask, mean, cv, panel_height
+                    )
+                )
                 if writer is None:
-                    writer = csv.DictWriter(table, csv_columns(result), restval="")
+                    writer = csv.DictWriter(table, csv_columns(summary), restval="")
                     writer.writeheader()
-                writer.writerow(csv_row(result, mean_cv, start))
+                writer.writerow(csv_row(summary))
                 if on_result is not None:
                     on_result(result)
                 frames += 1

@@ -9,8 +9,9 @@ import numpy as np
 
 from app.explain import Explanation
 from app.pipeline.settings import PipelineSettings
+from app.preprocess.field_of_view import FieldOfView
+from app.render.summary import FrameSummary
 from models.checkpoint import CheckpointMetadata
-from models.fov import FieldOfView
 
 __all__ = ["FrameResult"]
 
@@ -118,3 +119,40 @@ class FrameResult:
         cv = self.maps()[1] if cv is None else cv
         inside = self.fov_mask & ~np.isnan(cv)
         return float(cv[inside].mean()) if inside.any() else None
+
+    def summary(self, mean_cv: float | None, *, t0: float = 0.0) -> FrameSummary:
+        """The frame's numbers, as a recording of it gives them back
+        (:meth:`app.recording.FrameRecord.summary`).
+
+        Args:
+            mean_cv: :meth:`mean_cv_in_fov` of the maps the caller draws (passed in because
+                computing it upsamples the risk map, which a caller that draws has done).
+            t0: the clock origin of ``capture_s`` and ``result_s`` (a ``time.monotonic()``
+                value, e.g. when processing or the recording started).
+
+        Returns:
+            A :class:`~app.render.summary.FrameSummary`.
+        """
+        ex = self.explanation
+        pass_probs = ex.probs.numpy().astype(np.float64)  # (T, K)
+        return FrameSummary(
+            frame_id=self.frame_id,
+            source_index=self.source_index,
+            source_time_s=self.source_time,
+            capture_s=self.capture_time - t0,
+            result_s=self.result_time - t0,
+            latency_ms=self.latency_ms,
+            class_names=tuple(self.class_names),
+            class_idx=self.class_idx,
+            probabilities=tuple(map(float, ex.mean_probs.tolist())),
+            probability_std=tuple(map(float, pass_probs.std(axis=0))),  # population std
+            entropy=self.entropy,
+            mutual_information=self.mutual_information,
+            mean_cv=mean_cv,
+            method=ex.method,
+            passes=int(ex.passes),
+            mc=bool(ex.mc),
+            fov=(float(self.fov.cx), float(self.fov.cy), float(self.fov.radius)),
+            fov_found=bool(self.fov.found),
+            timings_ms=dict(self.timings_ms),
+        )

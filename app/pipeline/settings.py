@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from app.explain import METHODS
+from app.render.captions import passes_label
 
 __all__ = ["MAX_PASSES", "PipelineSettings", "SettingsError", "canonical_method"]
 
@@ -106,5 +107,5 @@ class PipelineSettings:
     def describe(self) -> str:
         """A short label, e.g. ``gradcam++ T=10 (predicted class) on auto``."""
         what = "predicted class" if self.target_class is None else f"class {self.target_class}"
-        passes = f"T={self.passes}" if self.mc else "original"
+        passes = passes_label(self.passes, self.mc, compact=True)
         return f"{self.method} {passes} ({what}) on {self.device}"

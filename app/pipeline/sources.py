@@ -1,10 +1,11 @@
 """Frame sources: video files, capture devices, image folders and in-memory frames.
 
 Every source hands out :class:`SourceFrame` objects through :meth:`FrameSource.read`: the image
-as decoded (any layout :func:`models.fov.to_gray_float` accepts: grey or colour, 8 or 16 bit),
-a frame id that only ever increases (also across seeks and loops), the frame's index in the
-source, the capture time (``time.monotonic()`` when the frame became available) and the
-source's own clock (index / fps for files and folders, time since opening for devices).
+as decoded (any layout :func:`app.preprocess.field_of_view.to_gray_float` accepts: grey or
+colour, 8 or 16 bit), a frame id that only ever increases (also across seeks and loops), the
+frame's index in the source, the capture time (``time.monotonic()`` when the frame became
+available) and the source's own clock (index / fps for files and folders, time since opening
+for devices).
 
 ``read()`` never raises for the ordinary ways a stream ends: it returns None and
 :attr:`FrameSource.state` says why (:attr:`SourceState.END` for the end of a file or folder,

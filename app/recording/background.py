@@ -65,6 +65,11 @@ class BackgroundRecorder:
         return self.recorder.frames_written
 
     @property
+    def displays_written(self) -> int:
+        """Recorded frames logged as shown on screen so far."""
+        return self.recorder.displays_written
+
+    @property
     def dropped(self) -> int:
         """Results not recorded because the disk fell behind."""
         return self._dropped

@@ -10,12 +10,11 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from app.recording.files import write_atomic
+from app.private_files import write_atomic
 
 __all__ = [
     "FORMAT",
@@ -25,7 +24,6 @@ __all__ = [
     "describe_source",
     "read_manifest",
     "software_version",
-    "utc_now_iso",
     "write_manifest",
 ]
 
@@ -36,11 +34,6 @@ MANIFEST_NAME = "manifest.json"
 
 class RecordingError(Exception):
     """A session cannot be recorded or read; the message says why, for the user."""
-
-
-def utc_now_iso() -> str:
-    """Now, ISO 8601 in UTC with seconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def software_version() -> str:

@@ -25,6 +25,7 @@ from app.recording.layout import (
     parse_chunk_file,
 )
 from app.recording.manifest import RecordingError, read_manifest
+from app.render.summary import FrameSummary
 
 __all__ = ["FrameRecord", "SessionReader", "Timeline"]
 
@@ -69,6 +70,37 @@ class FrameRecord:
     @property
     def class_name(self) -> str:
         return self.class_names[self.class_idx]
+
+    def summary(self) -> FrameSummary:
+        """The frame's numbers, as the live result gave them
+        (:meth:`app.pipeline.FrameResult.summary` with the session's start as ``t0``), to the
+        precision they were stored at; the spread over the passes is 0 when the per-pass
+        probabilities were not kept."""
+        if self.pass_probs is not None and len(self.pass_probs):
+            std = np.asarray(self.pass_probs, dtype=np.float64).std(axis=0)
+        else:
+            std = np.zeros(len(self.probs))
+        return FrameSummary(
+            frame_id=self.frame_id,
+            source_index=self.source_index,
+            source_time_s=self.source_time_s,
+            capture_s=self.capture_s,
+            result_s=self.result_s,
+            latency_ms=self.latency_ms,
+            class_names=self.class_names,
+            class_idx=self.class_idx,
+            probabilities=tuple(map(float, self.probs.tolist())),
+            probability_std=tuple(map(float, std)),
+            entropy=self.entropy,
+            mutual_information=self.mutual_information,
+            mean_cv=self.mean_cv_in_fov,
+            method=self.method,
+            passes=self.passes,
+            mc=self.mc,
+            fov=self.fov,
+            fov_found=self.fov_found,
+            timings_ms=dict(self.timings_ms),
+        )
 
 
 @dataclass(frozen=True)

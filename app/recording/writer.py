@@ -22,18 +22,23 @@ import math
 import os
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 import numpy as np
 
-from app.pipeline.headless import csv_columns, csv_row
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
-from app.private_files import PRIVATE_DIR_MODE, make_private_dirs, open_private
-from app.recording.files import fsync_dir, fsync_file, is_disk_full, write_atomic
+from app.private_files import (
+    PRIVATE_DIR_MODE,
+    fsync_dir,
+    fsync_file,
+    make_private_dirs,
+    open_private,
+    write_atomic,
+)
+from app.recording.disk_full import is_disk_full
 from app.recording.layout import (
     DISPLAY_LOG_NAME,
     FRAMES_DIR,
@@ -49,9 +54,11 @@ from app.recording.manifest import (
     RecordingError,
     describe_source,
     software_version,
-    utc_now_iso,
     write_manifest,
 )
+from app.render.summary import FrameSummary
+from app.render.table import csv_columns, csv_row
+from app.timestamps import utc_now_iso
 from models.checkpoint import CheckpointError, CheckpointMetadata, checkpoint_sha256
 
 __all__ = ["SessionRecorder"]
@@ -180,6 +187,7 @@ class SessionRecorder:
         self._dirty = False  # frames in memory that the partial chunk does not hold
         self._last_flush = time.monotonic()
         self._written = 0
+        self._displays = 0
         self._saved = 0
         self._closed = False
         self._stop = threading.Event()
@@ -199,6 +207,11 @@ class SessionRecorder:
     def frames_written(self) -> int:
         """Frames accepted by :meth:`write`."""
         return self._written
+
+    @property
+    def displays_written(self) -> int:
+        """Rows in ``display.csv``: recorded frames known to have reached the screen."""
+        return self._displays
 
     @property
     def frames_saved(self) -> int:
@@ -243,6 +256,7 @@ class SessionRecorder:
                     f"{(displayed_at - result.capture_time) * 1e3:.2f}\n"
                 )
                 self._display_log.flush()
+                self._displays += 1
             except OSError as exc:
                 self._fail(exc)
                 return False
@@ -350,7 +364,8 @@ class SessionRecorder:
         write_atomic(path, payload, sync=False)
         self._unsynced.append(path)
 
-        mean_cv = result.mean_cv_in_fov()
+        summary = result.summary(result.mean_cv_in_fov(), t0=self._t0)
+        mean_cv = summary.mean_cv
         record = {
             "position": position,
             "image_file": relative,
@@ -377,7 +392,7 @@ class SessionRecorder:
             "input_size": tuple(result.display.shape[:2]),
             "timings_ms": dict(result.timings_ms),
         }
-        self._write_row(result, record)
+        self._write_row(summary)
         self._chunk.append(record)
         self._written += 1
         self._dirty = True
@@ -385,18 +400,19 @@ class SessionRecorder:
     def _metadata_missing(self) -> bool:
         return self._manifest["checkpoint"]["metadata"] is None
 
-    def _write_row(self, result: FrameResult, record: Mapping[str, Any]) -> None:
+    def _write_row(self, summary: FrameSummary) -> None:
+        """Append the frame's row to ``frames.csv``: the columns of
+        :func:`app.render.table.csv_columns`, then ``method`` and ``passes``."""
         if self._table is None:
-            columns = [*csv_columns(result), "method", "passes"]
+            columns = [*csv_columns(summary), "method", "passes"]
             self._table = open_private(self.folder / TABLE_NAME, "a", newline="", encoding="utf-8")
             self._table_writer = csv.DictWriter(
                 self._table, columns, restval="", extrasaction="ignore"
             )
             self._table_writer.writeheader()
         assert self._table_writer is not None
-        mean_cv = record["mean_cv"]
-        row = csv_row(result, None if math.isnan(mean_cv) else mean_cv, self._t0)
-        row.update(method=record["method"], passes=record["passes"])
+        row = csv_row(summary)
+        row.update(method=summary.method, passes=summary.passes)
         self._table_writer.writerow(row)
         self._table.flush()
 

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from app.recording.files import write_atomic
-from app.recording.manifest import utc_now_iso
+from app.private_files import write_atomic
+from app.timestamps import utc_now_iso
 
 __all__ = ["BOOKMARKS_NAME", "Bookmark", "BookmarkError", "BookmarkStore"]
 

@@ -15,9 +15,8 @@ from typing import Any
 
 import cv2
 
-from app.pipeline.panel_video import VIDEO_FORMATS, PanelVideoWriter, count_video_frames
-from app.private_files import make_private_dirs
-from app.recording.files import write_atomic
+from app.private_files import make_private_dirs, write_atomic
+from app.render.panel_video import VIDEO_FORMATS, PanelVideoWriter, count_video_frames
 from app.review.session import ReviewFrame, ReviewSession
 
 __all__ = ["ClipReport", "SnapshotReport", "export_clip", "export_snapshot"]

@@ -9,7 +9,7 @@ upsampled with the engine's NaN-aware bilinear upsampling. No model file is need
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,12 @@ import numpy as np
 import torch
 
 from app.explain.statistics import upsample_map
-from app.pipeline.panels import compose_panels, header_texts
+from app.preprocess.field_of_view import FieldOfView
+from app.preprocess.model_input import FramePreprocessor, PreprocessConfig
 from app.recording import FrameRecord, RecordingError, SessionReader, Timeline
-from models.fov import FieldOfView
-from models.preprocess import FramePreprocessor, PreprocessConfig
+from app.render.captions import panel_headers, passes_label
+from app.render.panels import render_panels
+from app.render.summary import FrameSummary
 
 __all__ = ["ReviewFrame", "ReviewSession"]
 
@@ -37,6 +39,8 @@ class ReviewFrame:
         mean: float32 (H, W), the enhanced map upsampled to ``display``'s size.
         cv: float32 (H, W), the risk map upsampled, NaN where undefined.
         record: the stored numbers (probabilities, entropy, timings, ...).
+        summary: the same numbers as the live result gave them (:meth:`FrameRecord.summary`),
+            what the headers, captions, readouts and snapshot JSON show.
     """
 
     position: int
@@ -46,54 +50,47 @@ class ReviewFrame:
     mean: np.ndarray
     cv: np.ndarray
     record: FrameRecord
+    summary: FrameSummary = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "summary", self.record.summary())
 
     def headers(self) -> tuple[str, str, str]:
         """The text above each panel, as in headless processing."""
-        r = self.record
-        return header_texts(
-            source_index=r.source_index,
-            source_time=r.source_time_s,
-            method=r.method,
-            passes=r.passes if r.mc else None,
-            class_name=r.class_name,
-            probability=float(r.probs[r.class_idx]),
-            mean_cv=r.mean_cv_in_fov,
-        )
+        return panel_headers(self.summary)
 
     def panels(self, height: int | None = None) -> np.ndarray:
         """raw | enhanced | risk as one BGR uint8 image (see
-        :func:`app.pipeline.panels.compose_panels`)."""
-        return compose_panels(
-            self.raw, self.display, self.fov_mask, self.mean, self.cv, self.headers(), height
+        :func:`app.render.panels.render_panels`)."""
+        return render_panels(
+            self.summary, self.raw, self.display, self.fov_mask, self.mean, self.cv, height
         )
 
     def numbers(self) -> dict[str, Any]:
-        """The frame's numbers, JSON-ready (NaN as None)."""
-        r = self.record
+        """The frame's numbers, JSON-ready (NaN as None): what a review snapshot writes."""
+        s = self.summary
 
         def finite(value: float | None) -> float | None:
             return None if value is None or not np.isfinite(value) else round(float(value), 6)
 
         return {
             "position": self.position,
-            "frame_id": r.frame_id,
-            "source_index": r.source_index,
-            "source_time_s": finite(r.source_time_s),
-            "capture_s": finite(r.capture_s),
-            "latency_ms": finite(r.latency_ms),
-            "class": r.class_name,
-            "class_index": r.class_idx,
-            "probabilities": {
-                name: finite(p) for name, p in zip(r.class_names, r.probs.tolist(), strict=True)
-            },
-            "entropy_nats": finite(r.entropy),
-            "mutual_information_nats": finite(r.mutual_information),
-            "mean_cv_in_fov": finite(r.mean_cv_in_fov),
-            "method": r.method,
-            "passes": r.passes,
-            "mc": r.mc,
-            "fov": {"cx": r.fov[0], "cy": r.fov[1], "radius": r.fov[2], "found": r.fov_found},
-            "timings_ms": {k: finite(v) for k, v in r.timings_ms.items()},
+            "frame_id": s.frame_id,
+            "source_index": s.source_index,
+            "source_time_s": finite(s.source_time_s),
+            "capture_s": finite(s.capture_s),
+            "latency_ms": finite(s.latency_ms),
+            "class": s.class_name,
+            "class_index": s.class_idx,
+            "probabilities": {name: finite(p) for name, p in s.probability_by_class.items()},
+            "entropy_nats": finite(s.entropy),
+            "mutual_information_nats": finite(s.mutual_information),
+            "mean_cv_in_fov": finite(s.mean_cv),
+            "method": s.method,
+            "passes": s.passes,
+            "mc": s.mc,
+            "fov": {"cx": s.fov[0], "cy": s.fov[1], "radius": s.fov[2], "found": s.fov_found},
+            "timings_ms": {k: finite(v) for k, v in s.timings_ms.items()},
         }
 
 
@@ -189,7 +186,7 @@ class ReviewSession:
     def describe(self) -> str:
         """One line: when, what source, which method and model, how many frames."""
         m = self.manifest
-        passes = f"T={m.get('passes')}" if m.get("mc", True) else "original"
+        passes = passes_label(m.get("passes"), m.get("mc", True), compact=True)
         state = "" if self.reader.closed_cleanly else " (not closed cleanly)"
         return (
             f"{m.get('started_utc', '?')} · {m.get('source', '?')} · {m.get('method', '?')} "

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.explain import METHODS
 from app.pipeline import MAX_PASSES, Mode, PipelineSettings
-from app.ui.readouts import method_label
+from app.render.captions import method_label
 
 __all__ = ["SPEEDS", "PlaybackControls", "SettingsControls", "available_devices"]
 

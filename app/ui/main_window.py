@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSignalBlocker, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QVBoxLayout,
     QWidget,
@@ -50,27 +49,24 @@ from app.pipeline import (
     SourceFrame,
     StallReason,
 )
+from app.render.captions import method_label, passes_label
+from app.render.layers import frame_to_gray8
+from app.render.summary import FrameSummary
 from app.ui.banner import BannerOverlay
 from app.ui.controls import PlaybackControls, SettingsControls
 from app.ui.latency_plot import LatencyHistory
-from app.ui.map_layers import circle_outline, frame_to_gray8
 from app.ui.notices import Level, Notice, event_notice, failure_notice, stall_notice
 from app.ui.options import ViewerOptions
 from app.ui.panels import PanelRow
+from app.ui.presenter import FramePresenter
 from app.ui.readout_panel import ReadoutPanel
-from app.ui.readouts import (
-    Prediction,
-    describe_frame_format,
-    describe_source,
-    map_caption,
-    method_label,
-    stats_text,
-)
+from app.ui.readouts import describe_frame_format, describe_source, map_caption, stats_text
 from app.ui.recent import PreferencesStore, ViewerPreferences
 from app.ui.recording_control import RecordingControl, shareable_source
 from app.ui.session import OpenOutcome, OpenRequest, PipelineSession
 from app.ui.side_column import side_column
 from app.ui.snapshot import SnapshotFiles, save_snapshot, snapshot_record
+from app.ui.window_setup import add_action, fit_to_screen
 
 __all__ = ["MainWindow"]
 
@@ -86,9 +82,9 @@ class _Shown:
 
     pipeline: Pipeline
     result: FrameResult
+    summary: FrameSummary
     mean: np.ndarray
     cv: np.ndarray
-    mean_cv: float | None
     displayed: bool = False
 
 
@@ -142,7 +138,7 @@ class MainWindow(QMainWindow):
 
         self._build_ui()
         self._build_actions()
-        self._fit_to_screen()
+        fit_to_screen(self, 1600, 900)
 
         self.controls.show_settings(self._desired)
         self.controls.show_mode(self._mode)
@@ -223,6 +219,7 @@ class MainWindow(QMainWindow):
         self.readouts = ReadoutPanel(self.history)
         column.addWidget(self.readouts, 1)
         body.addWidget(side_column(side, min_width=320))
+        self.presenter = FramePresenter(self.panels, self.readouts)
         outer.addLayout(body, 1)
         self.setCentralWidget(central)
 
@@ -242,57 +239,37 @@ class MainWindow(QMainWindow):
         self.playback.speed_changed.connect(self._set_speed)
         self.playback.loop_changed.connect(self._set_loop)
 
-    def _action(
-        self, menu: QMenu, text: str, slot: object, shortcut: QKeySequence | str | None = None
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        self.addAction(action)  # shortcuts work with the menu bar hidden (full screen)
-        return action
-
     def _build_actions(self) -> None:
         bar = self.menuBar()
         file = bar.addMenu("&File")
-        self._action(file, "Open &video…", self._choose_video, QKeySequence.StandardKey.Open)
-        self._action(file, "Open image &folder…", self._choose_folder, "Ctrl+Shift+O")
-        self._action(file, "Open capture &device…", self._choose_device, "Ctrl+D")
+        add_action(self, file, "Open &video…", self._choose_video, QKeySequence.StandardKey.Open)
+        add_action(self, file, "Open image &folder…", self._choose_folder, "Ctrl+Shift+O")
+        add_action(self, file, "Open capture &device…", self._choose_device, "Ctrl+D")
         self.recent_menu = file.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file.addSeparator()
-        self._action(file, "Open &model…", self._choose_model, "Ctrl+M")
+        add_action(self, file, "Open &model…", self._choose_model, "Ctrl+M")
         file.addSeparator()
-        self.snapshot_action = self._action(file, "Save &snapshot", self.take_snapshot, "S")
-        self._action(file, "Snapshot folder…", self._choose_snapshot_dir)
+        self.snapshot_action = add_action(self, file, "Save &snapshot", self.take_snapshot, "S")
+        add_action(self, file, "Snapshot folder…", self._choose_snapshot_dir)
         file.addSeparator()
-        self._action(file, "Start / stop &recording", self.toggle_recording, "Ctrl+R")
-        self._action(file, "Re&view a recorded session…", self._choose_session, "Ctrl+Shift+R")
+        add_action(self, file, "Start / stop &recording", self.toggle_recording, "Ctrl+R")
+        add_action(self, file, "Re&view a recorded session…", self._choose_session, "Ctrl+Shift+R")
         file.addSeparator()
-        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        add_action(self, file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
         playback = bar.addMenu("&Playback")
-        self.play_action = self._action(playback, "Play / pause", self.toggle_play, "Space")
-        self._action(playback, "Previous frame", lambda: self.step(-1), "Left")
-        self._action(playback, "Next frame", lambda: self.step(1), "Right")
-        self._action(playback, "Back to the first frame", lambda: self._seek(0), "Home")
+        self.play_action = add_action(self, playback, "Play / pause", self.toggle_play, "Space")
+        add_action(self, playback, "Previous frame", lambda: self.step(-1), "Left")
+        add_action(self, playback, "Next frame", lambda: self.step(1), "Right")
+        add_action(self, playback, "Back to the first frame", lambda: self._seek(0), "Home")
 
         view = bar.addMenu("&View")
-        self.fullscreen_action = self._action(view, "&Full screen", self.toggle_fullscreen, "F")
-        self._action(view, "Leave full screen", self.leave_fullscreen, "Escape")
+        self.fullscreen_action = add_action(self, view, "&Full screen", self.toggle_fullscreen, "F")
+        add_action(self, view, "Leave full screen", self.leave_fullscreen, "Escape")
 
         help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "Keyboard shortcuts", self._show_shortcuts, "F1")
-
-    def _fit_to_screen(self) -> None:
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        if screen is None:
-            self.resize(1600, 900)
-            return
-        available = screen.availableGeometry()
-        self.resize(min(1600, available.width()), min(900, available.height()))
+        add_action(self, help_menu, "Keyboard shortcuts", self._show_shortcuts, "F1")
 
     # ---------------------------------------------------------------------------- opening
 
@@ -411,7 +388,7 @@ class MainWindow(QMainWindow):
     def _show_settings_line(self, pipeline: Pipeline) -> None:
         settings = pipeline.settings
         what = "predicted class" if settings.target_class is None else str(settings.target_class)
-        passes = f"T = {settings.passes}" if settings.mc else "original (no MC)"
+        passes = passes_label(settings.passes, settings.mc) + ("" if settings.mc else " (no MC)")
         self.settings_line.setText(
             f"{method_label(settings.method)}  ·  {passes}  ·  explaining {what}  ·  "
             f"{self._mode.value}  ·  {pipeline.device}"
@@ -462,20 +439,20 @@ class MainWindow(QMainWindow):
 
     def _show_result(self, pipeline: Pipeline, result: FrameResult) -> None:
         mean, cv = result.maps()
-        self._shown = _Shown(pipeline, result, mean, cv, result.mean_cv_in_fov(cv))
-        self.panels.show_maps(result.display, result.fov_mask, mean, cv, self._opacity)
-        raw = self.panels.raw.image
-        fov = result.fov
-        if raw is not None and raw.shape[:2] == result.raw.shape[:2]:
-            self.panels.raw.show_outline(circle_outline(fov.cx, fov.cy, fov.radius))
-        passes = f"T = {result.explanation.passes}" if result.explanation.mc else "original"
-        method = method_label(result.explanation.method)
-        self.panels.enhanced.set_title("Enhanced attribution", f"{method} · {passes}")
-        self.panels.risk.set_title("Risk", f"CV over {passes}")
+        summary = result.summary(result.mean_cv_in_fov(cv))
+        self._shown = _Shown(pipeline, result, summary, mean, cv)
+        self.presenter.show(
+            summary,
+            result.display,
+            result.fov_mask,
+            mean,
+            cv,
+            opacity=self._opacity,
+            raw_shape=result.raw.shape,
+        )
         now = time.monotonic()
         for panel in (self.panels.enhanced, self.panels.risk):
             panel.set_caption(map_caption(result, now))
-        self.readouts.show_prediction(Prediction.of(result, self._shown.mean_cv))
         self.results_shown += 1
         self.panels.expect_maps_paint()
 
@@ -643,7 +620,7 @@ class MainWindow(QMainWindow):
             source=shareable_source(pipeline.source) if pipeline is not None else "",
             mode=self._mode.value,
             device=pipeline.device if pipeline is not None else self._desired.device,
-            mean_cv=shown.mean_cv if shown else None,
+            mean_cv=shown.summary.mean_cv if shown else None,
             opacity=self._opacity,
             displayed_age_ms=(now - shown.result.capture_time) * 1e3 if shown else None,
         )

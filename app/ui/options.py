@@ -7,17 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.demo import ASSETS
+from app.assets import DEMO_CHECKPOINT, DEMO_SOURCE
 from app.pipeline import FrameSource, Mode, PipelineSettings
 from app.recording import DEFAULT_SESSIONS_DIR
 from app.ui.recent import ViewerPreferences
 from app.ui.snapshot import DEFAULT_SNAPSHOT_DIR
-from models.demo import DEMO_MODEL, DEMO_VIDEO
 
+# DEMO_SOURCE and DEMO_CHECKPOINT (from app.assets) are the defaults, named here too.
 __all__ = ["DEMO_CHECKPOINT", "DEMO_SOURCE", "ViewerOptions", "resolve_options"]
-
-DEMO_SOURCE = ASSETS / DEMO_VIDEO
-DEMO_CHECKPOINT = ASSETS / DEMO_MODEL
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Each :class:`ImagePanel` is a pyqtgraph view that keeps the image's aspect ratio and follows
 the window's size: a grey image, an RGBA overlay (alpha 0 where the map is undefined or outside
-the field of view, see :mod:`app.ui.map_layers`), the field-of-view outline, a fixed colour bar
+the field of view, see :mod:`app.render.layers`), the field-of-view outline, a fixed colour bar
 for the map panels, a title and a caption. Images are drawn with fixed levels, never
 auto-levelled, so brightness and colours mean the same on every frame.
 
@@ -20,14 +20,14 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QPaintEvent, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
-from app.overlay import (
+from app.render.layers import colormap_lut, map_to_rgba, mask_outline
+from app.render.overlay import (
     ENHANCED_COLORMAP,
     ENHANCED_LEVELS,
     RISK_COLORMAP,
     RISK_LEVELS,
     to_uint8_gray,
 )
-from app.ui.map_layers import colormap_lut, map_to_rgba, mask_outline
 from app.ui.theme import COLOURS
 
 __all__ = ["ENHANCED_SCALE", "RISK_SCALE", "ColourScale", "ImagePanel", "PanelRow"]

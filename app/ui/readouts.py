@@ -1,6 +1,8 @@
 """The viewer's numbers as text: prediction, uncertainty, latency, rates, sources, staleness.
 
-Plain functions of pipeline objects, no Qt, so the wording is tested without a screen.
+Plain functions of pipeline objects and frame summaries, no Qt, so the wording is tested
+without a screen. The prediction readout is made from a
+:class:`~app.render.summary.FrameSummary`, so a live result and a recorded frame read alike.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.pipeline import FrameResult, FrameSource, StatsSnapshot, WindowSummary
+from app.render.captions import format_mean_cv
+from app.render.summary import FrameSummary
 
 __all__ = [
     "ClassProbability",
@@ -22,23 +26,8 @@ __all__ = [
     "format_probability",
     "format_window",
     "map_caption",
-    "method_label",
     "stats_text",
 ]
-
-METHOD_LABELS = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "smoothgradcam++": "SmoothGrad-CAM++",
-    "scorecam": "Score-CAM",
-    "reciprocam": "Recipro-CAM",
-}
-"""How the UI names the methods of :data:`app.explain.METHODS`."""
-
-
-def method_label(method: str) -> str:
-    """The display name of a method key ("gradcam++" -> "Grad-CAM++")."""
-    return METHOD_LABELS.get(method, method)
 
 
 def format_probability(mean: float, std: float) -> str:
@@ -80,23 +69,23 @@ class Prediction:
     mean_cv: float | None
 
     @classmethod
-    def of(cls, result: FrameResult, mean_cv: float | None = None) -> Prediction:
-        probs = result.explanation.probs.numpy().astype(np.float64)  # (T, K)
-        means = probs.mean(axis=0)
-        stds = probs.std(axis=0)  # population std over the passes
+    def of(cls, summary: FrameSummary) -> Prediction:
+        """The prediction of an analysed frame, live or recorded."""
         classes = tuple(
-            ClassProbability(name, float(m), float(s))
-            for name, m, s in zip(result.class_names, means, stds, strict=True)
+            ClassProbability(name, m, s)
+            for name, m, s in zip(
+                summary.class_names, summary.probabilities, summary.probability_std, strict=True
+            )
         )
         return cls(
-            predicted=classes[result.predicted_idx],
-            explained=classes[result.class_idx],
+            predicted=classes[summary.predicted_idx],
+            explained=classes[summary.class_idx],
             classes=classes,
-            entropy=result.entropy,
+            entropy=summary.entropy,
             max_entropy=math.log(len(classes)) if len(classes) > 1 else 0.0,
-            mutual_information=result.mutual_information,
-            passes=int(probs.shape[0]),
-            mean_cv=mean_cv,
+            mutual_information=summary.mutual_information,
+            passes=summary.passes if summary.mc else 1,
+            mean_cv=summary.mean_cv,
         )
 
     @property
@@ -117,7 +106,7 @@ class Prediction:
         return f"{self.mutual_information:.3f} nats"
 
     def mean_cv_text(self) -> str:
-        return "-" if self.mean_cv is None else f"{self.mean_cv:.2f}"
+        return format_mean_cv(self.mean_cv)
 
 
 def format_window(summary: WindowSummary, unit: str = "ms") -> str:

@@ -1,10 +1,11 @@
 """Review mode: a recorded session played back with its three panels, no model needed.
 
-The panels are drawn from what the recorder stored (:class:`app.review.ReviewSession`) the way
-the live viewer draws a result (:meth:`PanelRow.show_maps`). Below them, the playback bar and the
-timeline strip (class and mean CV per frame, to find the uncertain moments); on the right the
-frame's numbers and the bookmarks with their notes, saved in the session folder. Exports: a
-clip (three-panel video of a span) and a snapshot (PNG + JSON of the frame shown).
+The panels are drawn from what the recorder stored (:class:`app.review.ReviewSession`) by the
+presenter that draws the live viewer's results (:class:`~app.ui.presenter.FramePresenter`).
+Below them, the playback bar and the timeline strip (class and mean CV per frame, to find the
+uncertain moments); on the right the frame's numbers and the bookmarks with their notes, saved
+in the session folder. Exports: a clip (three-panel video of a span) and a snapshot (PNG + JSON
+of the frame shown).
 
 Keys: Space play/pause, Left/Right step, Home/End, B bookmark, U / Shift+U next/previous
 uncertain moment, Ctrl+E export clip, S snapshot.
@@ -15,14 +16,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -36,7 +36,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QProgressDialog,
     QPushButton,
@@ -48,7 +47,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.recording import FrameRecord, RecordingError
+from app.recording import RecordingError
+from app.render.captions import prediction_caption
+from app.render.layers import frame_to_gray8
 from app.review import (
     BookmarkError,
     BookmarkStore,
@@ -64,56 +65,23 @@ from app.review import (
 from app.ui.banner import BannerOverlay
 from app.ui.bookmark_panel import BookmarkPanel, format_clock
 from app.ui.latency_plot import LatencyHistory
-from app.ui.map_layers import circle_outline, frame_to_gray8
 from app.ui.notices import Level, Notice
 from app.ui.panels import PanelRow
+from app.ui.presenter import FramePresenter
 from app.ui.readout_panel import ReadoutPanel
-from app.ui.readouts import ClassProbability, Prediction, method_label
 from app.ui.side_column import side_column
 from app.ui.snapshot import DEFAULT_SNAPSHOT_DIR
 from app.ui.theme import COLOURS
 from app.ui.timeline_strip import TimelineStrip
+from app.ui.window_setup import add_action, fit_to_screen
 
-__all__ = [
-    "REVIEW_OPACITY",
-    "ReviewWindow",
-    "open_review",
-    "record_prediction",
-    "run_review",
-]
+__all__ = ["REVIEW_OPACITY", "ReviewWindow", "open_review"]
 
 REVIEW_OPACITY = 0.5
 """Opacity of the map overlays."""
 _MAX_PLAY_FPS = 60.0
 _FRAME_ERRORS = (RecordingError, OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 """What reading a damaged frame can raise; shown on the panels, never a crash."""
-
-
-def record_prediction(record: FrameRecord) -> Prediction:
-    """The readout panel's :class:`~app.ui.readouts.Prediction` of a recorded frame."""
-    means = np.asarray(record.probs, dtype=np.float64)
-    if record.pass_probs is not None and len(record.pass_probs):
-        stds = np.asarray(record.pass_probs, dtype=np.float64).std(axis=0)
-    else:
-        stds = np.zeros_like(means)
-    classes = tuple(
-        ClassProbability(name, float(m), float(s))
-        for name, m, s in zip(record.class_names, means, stds, strict=True)
-    )
-    return Prediction(
-        predicted=classes[int(np.argmax(means))],
-        explained=classes[record.class_idx],
-        classes=classes,
-        entropy=record.entropy,
-        max_entropy=math.log(len(classes)) if len(classes) > 1 else 0.0,
-        mutual_information=record.mutual_information,
-        passes=record.passes if record.mc else 1,
-        mean_cv=record.mean_cv_in_fov,
-    )
-
-
-def _passes_text(record: FrameRecord) -> str:
-    return f"T = {record.passes}" if record.mc else "original"
 
 
 def _free_path(path: Path) -> Path:
@@ -288,7 +256,7 @@ class ReviewWindow(QMainWindow):
 
         self._build_ui(bookmark_problem)
         self._build_actions()
-        self._fit_to_screen()
+        fit_to_screen(self, 1600, 940)
         if len(session):
             self.show_frame(0)
         else:
@@ -342,6 +310,7 @@ class ReviewWindow(QMainWindow):
         body.addWidget(side_column(side, min_width=340))
         outer.addLayout(body, 1)
         self.setCentralWidget(central)
+        self.presenter = FramePresenter(self.panels, self.readouts)
 
         self.export_line = QLabel("")
         self.export_line.setContentsMargins(0, 0, 12, 0)
@@ -485,36 +454,27 @@ class ReviewWindow(QMainWindow):
             self.frame_values[key] = value
         return box
 
-    def _action(
-        self, menu: QMenu, text: str, slot: Callable[[], object], shortcut: str | None = None
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.triggered.connect(lambda *_: slot())
-        menu.addAction(action)
-        self.addAction(action)
-        return action
-
     def _build_actions(self) -> None:
         bar = self.menuBar()
         file = bar.addMenu("&File")
-        self._action(file, "Export &clip…", self.choose_clip, "Ctrl+E")
-        self._action(file, "Save &snapshot", self._snapshot_clicked, "S")
-        self._action(file, "Export &folder…", self._choose_export_dir)
+        add_action(self, file, "Export &clip…", self.choose_clip, "Ctrl+E")
+        add_action(self, file, "Save &snapshot", self._snapshot_clicked, "S")
+        add_action(self, file, "Export &folder…", self._choose_export_dir)
         file.addSeparator()
-        self._action(file, "&Close", self.close, "Ctrl+W")
+        add_action(self, file, "&Close", self.close, "Ctrl+W")
 
         playback = bar.addMenu("&Playback")
-        self._action(playback, "Play / pause", self.toggle_play, "Space")
-        self._action(playback, "Previous frame", lambda: self.step(-1), "Left")
-        self._action(playback, "Next frame", lambda: self.step(1), "Right")
-        self._action(playback, "First frame", lambda: self.show_frame(0), "Home")
-        self._action(playback, "Last frame", lambda: self.show_frame(len(self.session) - 1), "End")
+        add_action(self, playback, "Play / pause", self.toggle_play, "Space")
+        add_action(self, playback, "Previous frame", lambda: self.step(-1), "Left")
+        add_action(self, playback, "Next frame", lambda: self.step(1), "Right")
+        add_action(self, playback, "First frame", lambda: self.show_frame(0), "Home")
+        add_action(
+            self, playback, "Last frame", lambda: self.show_frame(len(self.session) - 1), "End"
+        )
         playback.addSeparator()
-        self._action(playback, "Next uncertain moment", self.next_uncertain, "U")
-        self._action(
+        add_action(self, playback, "Next uncertain moment", self.next_uncertain, "U")
+        add_action(
+            self,
             playback,
             "Previous uncertain moment",
             lambda: self.next_uncertain(backward=True),
@@ -522,18 +482,10 @@ class ReviewWindow(QMainWindow):
         )
 
         marks = bar.addMenu("&Bookmarks")
-        self._action(marks, "&Bookmark this frame", self.add_bookmark, "B")
-        self._action(marks, "&Remove this frame's bookmark", self.bookmark_panel.remove)
-        self._action(marks, "&Previous bookmark", self.bookmark_panel.go_previous, "Shift+B")
-        self._action(marks, "&Next bookmark", self.bookmark_panel.go_next, "Ctrl+B")
-
-    def _fit_to_screen(self) -> None:
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        if screen is None:
-            self.resize(1600, 940)
-            return
-        available = screen.availableGeometry()
-        self.resize(min(1600, available.width()), min(940, available.height()))
+        add_action(self, marks, "&Bookmark this frame", self.add_bookmark, "B")
+        add_action(self, marks, "&Remove this frame's bookmark", self.bookmark_panel.remove)
+        add_action(self, marks, "&Previous bookmark", self.bookmark_panel.go_previous, "Shift+B")
+        add_action(self, marks, "&Next bookmark", self.bookmark_panel.go_next, "Ctrl+B")
 
     # ----------------------------------------------------------------------------- frames
 
@@ -564,39 +516,37 @@ class ReviewWindow(QMainWindow):
         self._draw(frame, gray)
 
     def _draw(self, frame: ReviewFrame, gray: np.ndarray) -> None:
-        r = frame.record
+        s = frame.summary
         raw = self.panels.raw
         raw.show_image(gray)
-        raw.show_outline(circle_outline(*r.fov))
         raw.set_caption(
-            f"frame #{frame.position}  ·  source #{r.source_index}  ·  {r.source_time_s:.2f} s"
+            f"frame #{frame.position}  ·  source #{s.source_index}  ·  {s.source_time_s:.2f} s"
         )
-        self.panels.show_maps(frame.display, frame.fov_mask, frame.mean, frame.cv, REVIEW_OPACITY)
-        passes = _passes_text(r)
-        self.panels.enhanced.set_title(
-            "Enhanced attribution", f"{method_label(r.method)} · {passes}"
+        self.presenter.show(
+            s,
+            frame.display,
+            frame.fov_mask,
+            frame.mean,
+            frame.cv,
+            opacity=REVIEW_OPACITY,
+            raw_shape=frame.raw.shape,
         )
-        self.panels.risk.set_title("Risk", f"CV over {passes}")
-        cv = r.mean_cv_in_fov
+        cv = s.mean_cv
         uncertain = cv is not None and self.threshold is not None and cv >= self.threshold
-        caption = (
-            f"{r.class_name}  p {float(r.probs[r.class_idx]):.2f}  ·  mean CV "
-            f"{'-' if cv is None else f'{cv:.2f}'}" + ("  ·  uncertain" if uncertain else "")
-        )
+        caption = prediction_caption(s, uncertain)
         for panel in (self.panels.enhanced, self.panels.risk):
             panel.set_caption(caption, alert=uncertain)
-        self.readouts.show_prediction(record_prediction(r))
-        cx, cy, radius = r.fov
+        cx, cy, radius = s.fov
         values = {
-            "source": f"#{r.source_index}  ·  {r.source_time_s:.2f} s",
+            "source": f"#{s.source_index}  ·  {s.source_time_s:.2f} s",
             "time": format_clock(self.times[frame.position]),
-            "latency": "-" if not math.isfinite(r.latency_ms) else f"{r.latency_ms:.0f} ms",
+            "latency": "-" if not math.isfinite(s.latency_ms) else f"{s.latency_ms:.0f} ms",
             "display": (
-                f"{self.display_times[r.frame_id][1]:.0f} ms"
-                if r.frame_id in self.display_times
+                f"{self.display_times[s.frame_id][1]:.0f} ms"
+                if s.frame_id in self.display_times
                 else "not shown live"
             ),
-            "fov": f"({cx:.0f}, {cy:.0f}) r {radius:.0f}" + ("" if r.fov_found else " (assumed)"),
+            "fov": f"({cx:.0f}, {cy:.0f}) r {radius:.0f}" + ("" if s.fov_found else " (assumed)"),
         }
         for key, text in values.items():
             self.frame_values[key].setText(text)
@@ -807,19 +757,3 @@ def open_review(
     window = ReviewWindow(ReviewSession(folder), export_dir=export_dir, parent=parent)
     window.show()
     return window
-
-
-def run_review(folder: Path, export_dir: Path | None = None) -> int:
-    """Review a session until its window closes; the exit status (1: it cannot be opened)."""
-    from app.ui.viewer import application, exec_until_closed
-
-    app = application()
-    try:
-        session = ReviewSession(folder)
-    except RecordingError as exc:
-        print(f"review: {exc}", file=sys.stderr)
-        QMessageBox.critical(None, "Cannot review this session", str(exc))
-        return 1
-    window = ReviewWindow(session, export_dir=export_dir)
-    window.showMaximized()
-    return exec_until_closed(app, window)

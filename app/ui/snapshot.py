@@ -1,8 +1,9 @@
 """Snapshots: a PNG of the three panels and a JSON of the numbers behind them.
 
-:func:`snapshot_record` gathers the numbers (plain data, no Qt); :func:`save_snapshot` writes
-both files side by side, ``snapshot-<time>-frame<id>.png`` and ``.json``, into the snapshot
-folder.
+:func:`snapshot_record` gathers the numbers (plain data, no Qt; the frame's come from its
+:class:`~app.render.summary.FrameSummary`); :func:`save_snapshot` writes both files side by
+side, ``snapshot-<time>-frame<id>.png`` and ``.json``, into the snapshot folder. (A review
+snapshot, :func:`app.review.export_snapshot`, lays the same summary out in its own format.)
 """
 
 from __future__ import annotations
@@ -65,12 +66,13 @@ def _stats_record(stats: StatsSnapshot) -> dict[str, Any]:
 
 
 def _result_record(result: FrameResult, mean_cv: float | None) -> dict[str, Any]:
-    prediction = Prediction.of(result, mean_cv)
+    summary = result.summary(mean_cv)
+    prediction = Prediction.of(summary)
     settings = result.settings
     return {
-        "frame_id": result.frame_id,
-        "source_index": result.source_index,
-        "source_time_s": round(result.source_time, 4),
+        "frame_id": summary.frame_id,
+        "source_index": summary.source_index,
+        "source_time_s": round(summary.source_time_s, 4),
         "predicted_class": prediction.predicted.name,
         "explained_class": prediction.explained.name,
         "probabilities": {c.name: round(c.mean, 6) for c in prediction.classes},
@@ -78,8 +80,8 @@ def _result_record(result: FrameResult, mean_cv: float | None) -> dict[str, Any]
         "entropy_nats": round(prediction.entropy, 6),
         "mutual_information_nats": round(prediction.mutual_information, 6),
         "mean_cv_in_fov": None if mean_cv is None else round(mean_cv, 6),
-        "capture_to_result_ms": round(result.latency_ms, 3),
-        "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
+        "capture_to_result_ms": round(summary.latency_ms, 3),
+        "timings_ms": {k: round(v, 3) for k, v in summary.timings_ms.items()},
         "settings": {
             "method": settings.method,
             "passes": settings.passes,
@@ -91,7 +93,7 @@ def _result_record(result: FrameResult, mean_cv: float | None) -> dict[str, Any]
         },
         "model": {
             "arch": result.metadata.arch,
-            "class_names": list(result.class_names),
+            "class_names": list(summary.class_names),
             "intended_use": result.metadata.intended_use,
         },
     }

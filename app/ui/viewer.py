@@ -1,7 +1,9 @@
-"""The viewer's entry point: build the application, the window, start the pipeline.
+"""The windows' entry points: build the application, open the viewer or the review window,
+run until it closes.
 
 ``python -m app`` (or ``python -m app view``) calls :func:`run_viewer` with the options the
-command line resolved (:func:`app.ui.options.resolve_options`).
+command line resolved (:func:`app.ui.options.resolve_options`); ``python -m app review
+SESSION`` calls :func:`run_review`.
 """
 
 from __future__ import annotations
@@ -9,17 +11,21 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from app.recording import RecordingError
+from app.review import ReviewSession
 from app.ui.gui_thread_gc import GuiThreadCollector
 from app.ui.main_window import MainWindow
 from app.ui.options import ViewerOptions
 from app.ui.recent import PreferencesStore
+from app.ui.review_window import ReviewWindow
 from app.ui.theme import apply_theme
 
-__all__ = ["application", "exec_until_closed", "gui_thread_collector", "run_viewer"]
+__all__ = ["application", "exec_until_closed", "gui_thread_collector", "run_review", "run_viewer"]
 
 _THEMED = "pcle_viewer_themed"
 _COLLECTED = "pcle_viewer_gui_thread_gc"
@@ -72,6 +78,20 @@ def run_viewer(
         window.showMaximized()
     if record:
         window.toggle_recording()
+    return exec_until_closed(app, window)
+
+
+def run_review(folder: Path, export_dir: Path | None = None) -> int:
+    """Review a session until its window closes; the exit status (1: it cannot be opened)."""
+    app = application()
+    try:
+        session = ReviewSession(folder)
+    except RecordingError as exc:
+        print(f"review: {exc}", file=sys.stderr)
+        QMessageBox.critical(None, "Cannot review this session", str(exc))
+        return 1
+    window = ReviewWindow(session, export_dir=export_dir)
+    window.showMaximized()
     return exec_until_closed(app, window)
 
 

@@ -1,0 +1,71 @@
+"""The per-frame table (``frames.csv``): one row of numbers per analysed frame.
+
+Headless processing (:mod:`app.pipeline.headless`) and session recording
+(:mod:`app.recording.writer`, which adds ``method`` and ``passes``) write the same columns,
+made here from a :class:`~app.render.summary.FrameSummary`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.render.summary import FrameSummary
+
+__all__ = ["PIPELINE_STAGES", "csv_columns", "csv_row"]
+
+PIPELINE_STAGES = ("read", "wait", "preprocess", "explain")
+"""The pipeline's own stages, always given a column (empty when a frame lacks one)."""
+
+
+def _stage_column(stage: str) -> str:
+    return f"{stage.replace('.', '_')}_ms"
+
+
+def csv_columns(summary: FrameSummary) -> list[str]:
+    """The CSV columns for frames like ``summary``.
+
+    ``frame_id, source_index, source_time_s, capture_s, result_s`` (capture and result times in
+    seconds since the summary's clock origin), ``class, class_index, p_<class>`` for every
+    class, ``entropy_nats, mutual_information_nats, mean_cv_in_fov, latency_ms`` (capture to
+    result), then ``<stage>_ms`` for read, wait, preprocess, explain, the engine's own stages
+    (``explain_forward_ms``, ...) and ``total_ms``.
+    """
+    engine = [k for k in summary.timings_ms if k.startswith("explain.")]
+    stages = [*PIPELINE_STAGES, *engine, "total"]
+    return [
+        "frame_id",
+        "source_index",
+        "source_time_s",
+        "capture_s",
+        "result_s",
+        "class",
+        "class_index",
+        *(f"p_{name}" for name in summary.class_names),
+        "entropy_nats",
+        "mutual_information_nats",
+        "mean_cv_in_fov",
+        "latency_ms",
+        *(_stage_column(stage) for stage in stages),
+    ]
+
+
+def csv_row(summary: FrameSummary) -> dict[str, Any]:
+    """One frame's row for the columns of :func:`csv_columns`."""
+    row: dict[str, Any] = {
+        "frame_id": summary.frame_id,
+        "source_index": summary.source_index,
+        "source_time_s": f"{summary.source_time_s:.4f}",
+        "capture_s": f"{summary.capture_s:.4f}",
+        "result_s": f"{summary.result_s:.4f}",
+        "class": summary.class_name,
+        "class_index": summary.class_idx,
+        "entropy_nats": f"{summary.entropy:.6f}",
+        "mutual_information_nats": f"{summary.mutual_information:.6f}",
+        "mean_cv_in_fov": "" if summary.mean_cv is None else f"{summary.mean_cv:.6f}",
+        "latency_ms": f"{summary.latency_ms:.2f}",
+    }
+    for name, p in summary.probability_by_class.items():
+        row[f"p_{name}"] = f"{p:.6f}"
+    for stage, ms in summary.timings_ms.items():
+        row[_stage_column(stage)] = f"{ms:.2f}"
+    return row

@@ -1,0 +1,254 @@
+"""The training command line: ``python -m models.train`` (also ``python -m app train``).
+
+::
+
+    python -m models.train --data ROOT --arch resnet18 --out model.pt
+    torchrun --nproc_per_node 4 -m models.train --data ROOT --arch resnet50 --out model.pt
+    python -m models.train --data ROOT --arch resnet18 --out cv.pt --folds 5
+
+ROOT holds one folder per class (see :mod:`models.data.index`). Without ``--folds`` one model
+is trained on a split by recording (:func:`models.training.loop.train`); with ``--folds K``,
+K-fold cross-validation writes a report (:mod:`models.training.cross_validation`). The options
+fill a :class:`models.training.config.TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from models.architectures import resolve_arch
+from models.checkpoint import CheckpointError
+from models.data.augment import AugmentConfig
+from models.data.index import DatasetError
+from models.training.config import (
+    DEFAULT_INTENDED_USE,
+    TrainConfig,
+    TrainingError,
+    resume_file_path,
+)
+from models.training.cross_validation import cross_validate
+from models.training.distributed import init_distributed
+from models.training.loop import train
+from models.training.resume import ResumeError
+from models.training.summary import format_summary
+
+__all__ = ["build_parser", "config_from_args", "main"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m models.train``."""
+    p = argparse.ArgumentParser(
+        prog="python -m models.train",
+        description=(
+            "Train a pCLE frame classifier (from scratch, Dropout before the classifier) on "
+            "ROOT/<class>/<videos or patient folders>, split by video, never by frame. "
+            "Runs unchanged under torchrun for several processes or machines."
+        ),
+    )
+    p.add_argument("--data", type=Path, required=True, metavar="ROOT", help="data set root")
+    p.add_argument("--out", type=Path, required=True, metavar="CKPT", help="best checkpoint")
+    p.add_argument("--arch", default="resnet18", help="resnet18 | mobilenet_v2 | resnet50")
+    p.add_argument("--epochs", type=_positive_int, default=30, help="default 30")
+    p.add_argument(
+        "--input-size", type=_positive_int, default=224, help="square side in px (default 224)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=256,
+        help="total over all processes (default 256; on CUDA halved until it fits)",
+    )
+    p.add_argument(
+        "--every-k", type=_positive_int, default=1, help="keep every k-th frame (default 1)"
+    )
+    p.add_argument(
+        "--dedup",
+        type=_fraction,
+        default=0.005,
+        help="drop frames this close to the last kept one (mean abs. grey difference of "
+        "32x32 thumbnails; default 0.005; 0 keeps all)",
+    )
+    held_out = p.add_mutually_exclusive_group()
+    held_out.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=None,
+        help="share of each class's recordings held out for validation (default 0.2; 0: none)",
+    )
+    held_out.add_argument("--val-videos", type=_positive_int, help="recordings held out per class")
+    held_out.add_argument(
+        "--folds", type=int, help="K-fold cross-validation by recording; writes --report"
+    )
+    p.add_argument("--report", type=Path, help="cross-validation report (default CKPT.folds.json)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="split, init, shuffle")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="threads decoding recordings (frames are served from memory)",
+    )
+    p.add_argument(
+        "--max-steps",
+        type=_positive_int,
+        help="stop after this many optimizer steps in all; the epoch in progress is then "
+        "validated and saved (smoke runs)",
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        metavar="FILE",
+        help="continue from the last finished epoch (default file: CKPT.resume.pt)",
+    )
+    p.add_argument("--dropout", type=_fraction, default=0.2, help="before the classifier (0.2)")
+    p.add_argument(
+        "--trunk-dropout",
+        type=_fraction,
+        default=0.0,
+        help="Dropout2d on the target layer's input, so MC passes vary its maps (default 0: none)",
+    )
+    recipe = p.add_argument_group(
+        "recipe",
+        "defaults by architecture: resnet18, mobilenet_v2: AdamW lr 1e-3, weight decay 0.01; "
+        "resnet50: SGD lr 0.1, momentum 0.9, weight decay 1e-4, lr x0.1 every 30 epochs",
+    )
+    recipe.add_argument("--optimizer", choices=("adamw", "sgd"))
+    recipe.add_argument("--lr", type=float)
+    recipe.add_argument("--weight-decay", type=float)
+    recipe.add_argument("--momentum", type=float, help="SGD only")
+    recipe.add_argument("--lr-step", type=int, help="epochs between rate drops (0: constant)")
+    recipe.add_argument("--lr-gamma", type=float, help="factor of each rate drop")
+    p.add_argument(
+        "--normalization",
+        choices=("dataset", "imagenet"),
+        default="dataset",
+        help="mean/std stored in the checkpoint: the training frames' grey statistics "
+        "(default) or ImageNet's",
+    )
+    p.add_argument("--no-augment", action="store_true", help="no rotation, flips or jitter")
+    p.add_argument(
+        "--brightness", type=_fraction, default=0.4, help="brightness jitter (default 0.4)"
+    )
+    p.add_argument("--contrast", type=_fraction, default=0.3, help="contrast jitter (default 0.3)")
+    p.add_argument(
+        "--intended-use",
+        default=DEFAULT_INTENDED_USE,
+        help=f"shown by the viewer (default: {DEFAULT_INTENDED_USE!r})",
+    )
+    p.add_argument("--cache-dir", type=Path, help="keep decoded frames here between runs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    # Testing aid: every process writes a hash of its final weights into this folder.
+    p.add_argument("--weights-digest", type=Path, help=argparse.SUPPRESS)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed command-line arguments."""
+    resume = None
+    if args.resume is not None:
+        resume = resume_file_path(args.out) if args.resume == "auto" else Path(args.resume)
+    return TrainConfig(
+        data=args.data,
+        out=args.out,
+        arch=args.arch,
+        epochs=args.epochs,
+        input_size=args.input_size,
+        batch_size=args.batch_size,
+        every_k=args.every_k,
+        dedup_threshold=args.dedup,
+        val_fraction=0.2 if args.val_fraction is None else args.val_fraction,
+        val_videos=args.val_videos,
+        seed=args.seed,
+        device=args.device,
+        workers=max(0, args.workers),
+        max_steps=args.max_steps,
+        resume=resume,
+        dropout=args.dropout,
+        trunk_dropout=args.trunk_dropout,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        momentum=args.momentum,
+        lr_step=args.lr_step,
+        lr_gamma=args.lr_gamma,
+        normalization=args.normalization,
+        augment=None
+        if args.no_augment
+        else AugmentConfig(brightness=args.brightness, contrast=args.contrast),
+        intended_use=args.intended_use,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+        weights_digest=args.weights_digest,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 error, 2 usage error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        arch = resolve_arch(args.arch)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.folds is not None and args.folds < 2:
+        parser.error("--folds needs at least 2")
+    config = replace(config_from_args(args), arch=arch)
+    try:
+        ctx = init_distributed(config.device)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        if args.folds is not None:
+            report = args.report or config.out.with_suffix(".folds.json")
+            cross_validate(config, ctx, args.folds, report)
+        else:
+            summary = train(config, ctx)
+            if ctx.is_main:
+                print(format_summary(summary))
+                print(f"best checkpoint: {config.out}")
+    except (DatasetError, TrainingError, ResumeError, CheckpointError) as exc:
+        if ctx.is_main:
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if ctx.is_main:
+            print(
+                "interrupted; the files of the last finished epoch are intact: rerun with "
+                "--resume to continue from there",
+                file=sys.stderr,
+            )
+        return 130
+    finally:
+        ctx.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
