@@ -45,6 +45,7 @@ __all__ = [
     "checkpoint_sha256",
     "load_checkpoint",
     "read_metadata",
+    "rewrite_metadata",
     "save_checkpoint",
 ]
 
@@ -133,10 +134,15 @@ class CheckpointMetadata:
         dropout: Dropout probability ``p`` of the classifier head, ``0 <= p < 1``.
         trunk_dropout: Probability of the ``Dropout2d`` on the target layer's input (see
             :func:`models.architectures.build_model`); 0 (the default, and what older files
-            mean) for none.        provenance: Free text saying where the weights come from, e.g.
+            mean) for none.
+        provenance: Free text saying where the weights come from, e.g.
             ``"random initialisation"`` or ``"trained on ... by models.train"``.
         intended_use: Free text shown to the user, e.g. ``"phantom demo, not for clinical use"``.
         training: JSON-like free summary of the training run (data, split, epochs, metrics).
+        calibration: JSON-like calibration of the outputs, fitted after training on recordings
+            the model did not train on (temperatures, abstention and prediction-set rules; its
+            schema is :mod:`app.calibration`'s). Empty (the default, and what older files
+            mean): not calibrated.
         created: Creation time, ISO 8601 in UTC.
         format_version: Version of the checkpoint format the metadata was written for.
     """
@@ -152,6 +158,7 @@ class CheckpointMetadata:
     intended_use: str = "research use only, not for clinical use"
     trunk_dropout: float = 0.0
     training: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=utc_now_iso)
     format_version: int = FORMAT_VERSION
 
@@ -199,6 +206,9 @@ class CheckpointMetadata:
         if not isinstance(self.training, Mapping):
             raise _bad("training", "a dict", self.training)
         self.training = _json_like(self.training, "training")
+        if not isinstance(self.calibration, Mapping):
+            raise _bad("calibration", "a dict", self.calibration)
+        self.calibration = _json_like(self.calibration, "calibration")
 
         if not isinstance(self.created, str):
             raise _bad("created", "an ISO 8601 date-time string", self.created)
@@ -240,6 +250,7 @@ class CheckpointMetadata:
             "provenance": self.provenance,
             "intended_use": self.intended_use,
             "training": _json_like(self.training, "training"),
+            "calibration": _json_like(self.calibration, "calibration"),
             "created": self.created,
             "format_version": self.format_version,
         }
@@ -478,6 +489,11 @@ def save_checkpoint(
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _check_state_dict(state_dict, metadata, f"refusing to save {path}", source="model")
     _check_dropouts(model, metadata, f"refusing to save {path}")
+    _write(path, metadata, state_dict)
+
+
+def _write(path: Path, metadata: CheckpointMetadata, state_dict: Mapping[str, Any]) -> None:
+    """Write the checkpoint file atomically (the old file stays on any failure)."""
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -693,6 +709,33 @@ def read_metadata(path: str | os.PathLike[str]) -> CheckpointMetadata:
     meta, state_dict = _unwrap(_torch_load(path), path)
     _check_state_dict(state_dict, meta, str(path))
     return meta
+
+
+def rewrite_metadata(path: str | os.PathLike[str], metadata: CheckpointMetadata) -> None:
+    """Replace a checkpoint's metadata, keeping its weights, atomically.
+
+    For what is learnt about a model after training without changing it, e.g. its
+    calibration. The file's SHA-256 changes with it: a calibrated model is a different model
+    to the recordings that name it.
+
+    Args:
+        path: A file written by :func:`save_checkpoint`.
+        metadata: The new metadata; it must fit the weights (architecture, classes, layers)
+            as for :func:`save_checkpoint`.
+
+    Raises:
+        CheckpointError: The file does not load (same messages as :func:`load_checkpoint`),
+            the metadata does not fit its weights, or the file could not be written; the
+            file is left as it was in every case.
+    """
+    path = Path(path)
+    if not isinstance(metadata, CheckpointMetadata):
+        raise CheckpointError(
+            f"metadata must be a CheckpointMetadata, got {type(metadata).__name__}"
+        )
+    _, state_dict = _unwrap(_torch_load(path), path)
+    _check_state_dict(state_dict, metadata, f"refusing to rewrite {path}")
+    _write(path, metadata, state_dict)
 
 
 def load_checkpoint(

@@ -22,6 +22,7 @@ from models.checkpoint import (
     checkpoint_sha256,
     load_checkpoint,
     read_metadata,
+    rewrite_metadata,
     save_checkpoint,
 )
 
@@ -147,7 +148,7 @@ def test_metadata_defaults_and_dict_round_trip() -> None:
     assert meta.input_size == (32, 48)
     assert meta.mean == (0.0, 0.0, 0.0) and isinstance(meta.mean[0], float)
     assert meta.intended_use == "research use only, not for clinical use"
-    assert meta.training == {}
+    assert meta.training == {} and meta.calibration == {}  # not calibrated
     assert meta.format_version == 1
     assert meta.created.endswith("+00:00")
     d = meta.to_dict()
@@ -197,6 +198,8 @@ def test_from_dict_rejects_a_missing_field(field: str) -> None:
         ("intended_use", 3),
         ("training", [1, 2]),
         ("training", {"bad": object()}),
+        ("calibration", [0.5]),
+        ("calibration", {"temperature": object()}),
         ("created", "yesterday"),
         ("format_version", "1"),
     ],
@@ -221,6 +224,51 @@ def test_from_dict_ignores_unknown_keys() -> None:
     d = _metadata().to_dict()
     d["added_in_a_later_version"] = 1
     assert CheckpointMetadata.from_dict(d) == _metadata(created=d["created"])
+
+
+def test_a_file_from_before_calibration_existed_loads_as_not_calibrated(
+    tmp_path: Path, small_model: nn.Module
+) -> None:
+    old = _metadata("mobilenet_v2").to_dict()
+    del old["calibration"]
+    path = _write_raw(tmp_path / "old.pt", old, small_model.state_dict())
+    assert read_metadata(path).calibration == {}
+
+
+def test_rewrite_metadata_keeps_the_weights_and_changes_the_identity(
+    tmp_path: Path, small_model: nn.Module
+) -> None:
+    import dataclasses
+
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, small_model, _metadata("mobilenet_v2"))
+    before, sha = read_metadata(path), checkpoint_sha256(path)
+    calibration = {"temperature": 1.7, "recordings": ["a.mpg", "b.mpg"]}
+    rewrite_metadata(path, dataclasses.replace(before, calibration=calibration))
+    loaded = load_checkpoint(path)
+    assert loaded.metadata.calibration == calibration
+    assert loaded.metadata.training == before.training and loaded.metadata.created == before.created
+    for name, tensor in small_model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[name], tensor), name
+    assert checkpoint_sha256(path) != sha  # a calibrated model is another file
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_rewrite_metadata_refuses_metadata_for_other_weights_and_keeps_the_file(
+    tmp_path: Path, small_model: nn.Module
+) -> None:
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, small_model, _metadata("mobilenet_v2"))
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match="refusing to rewrite"):
+        rewrite_metadata(path, _metadata("mobilenet_v2", class_names=["a", "b"]))
+    with pytest.raises(CheckpointError, match="must be a CheckpointMetadata"):
+        rewrite_metadata(path, {"calibration": {}})  # type: ignore[arg-type]
+    assert path.read_bytes() == before
+    other = tmp_path / "other.pt"
+    torch.save([1, 2], other)
+    with pytest.raises(CheckpointError, match="not a pcle-viewer checkpoint"):
+        rewrite_metadata(other, _metadata())
 
 
 # ---------------------------------------------------------------------------- atomic saving
