@@ -138,3 +138,34 @@ def test_process_the_first_frames_of_a_real_video(checkpoint: Path, tmp_path: Pa
     assert count_video_frames(panels) == 10 and len(rows) == 10
     assert [int(r["source_index"]) for r in rows] == list(range(10))
     assert all(r["mean_cv_in_fov"] != "" for r in rows)  # the disc was found: CV defined
+
+
+def test_a_failed_run_leaves_the_previous_results_as_they_were(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    frame = _first_frame(tmp_path / "frame.png")
+    out = tmp_path / "out"
+    argv = ["--checkpoint", str(checkpoint), "--out", str(out), "--quiet", "--device", "cpu"]
+    assert main(["process", str(frame), *argv]) == 0
+    video, table = outputs(out)
+    assert (video.name.split(".")[0], table.name) == ("frame", "frame.frames.csv")  # not "1 images"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    undecodable = tmp_path / "other" / "frame.png"  # same output names, nothing to analyse
+    undecodable.parent.mkdir()
+    undecodable.write_bytes(np.random.default_rng(0).bytes(500))
+    assert main(["process", str(undecodable), *argv]) == 2
+    assert "could be analysed" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # and no partial file
+
+
+def _first_frame(path: Path) -> Path:
+    """A phantom frame as an image file at ``path``."""
+    capture = cv2.VideoCapture(str(phantom_video(path.with_suffix(".avi"), frames=1)))
+    ok, image = capture.read()
+    capture.release()
+    assert ok and cv2.imwrite(str(path), image)
+    path.with_suffix(".avi").unlink()
+    return path

@@ -7,13 +7,20 @@
   source's frame rate; the file is read back to check that every frame is in it;
 - ``<name>.frames.csv``: one row per frame (columns in :func:`app.render.table.csv_columns`).
 
+``<name>`` is the video's or the single image's file name without its suffix. Both files are
+written under temporary names and moved into place only when the run succeeded: a run that
+fails or is interrupted leaves the previous run's outputs as they were.
+
 The pictures and the table come from :mod:`app.render`, as in the viewer and in review.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +32,7 @@ from app.pipeline.pipeline import Pipeline
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
 from app.pipeline.sources import FrameSource
-from app.private_files import make_private_dirs, open_private
+from app.private_files import fsync_dir, make_private_dirs, open_private
 from app.render.panel_video import PanelVideoWriter, count_video_frames
 from app.render.panels import render_panels
 from app.render.table import csv_columns, csv_row
@@ -88,8 +95,6 @@ def process(
         SettingsError: the checkpoint (or another setting) does not work.
         RuntimeError: no frame could be analysed, or the video does not read back whole.
     """
-    from tqdm import tqdm
-
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")
     pipeline = Pipeline(source, settings, mode=Mode.ANALYSIS)
@@ -100,9 +105,41 @@ def process(
         pipeline.stop()
         raise
     name = Path(str(pipeline.source.name)).stem or "frames"
-    stem = out / name
-    table_path = stem.with_name(stem.name + ".frames.csv")
-    video = PanelVideoWriter(stem.with_name(stem.name + ".panels"), pipeline.fps)
+    partial = out / f".{name}.{os.getpid()}.partial"  # moved into place on success only
+    table_path = out / f"{name}.frames.csv"
+    partial_table = partial.with_name(partial.name + ".frames.csv")
+    video = PanelVideoWriter(partial.with_name(partial.name + ".panels"), pipeline.fps)
+    try:
+        report = _write_outputs(
+            pipeline, name, video, partial_table, max_frames, panel_height, progress, on_result
+        )
+        video_path = out / f"{name}.panels{report.video.suffix}"
+        os.replace(partial_table, table_path)
+        os.replace(report.video, video_path)
+        fsync_dir(out)
+    except BaseException:
+        for leftover in (partial_table, video.path):
+            if leftover is not None:
+                with contextlib.suppress(OSError):
+                    leftover.unlink(missing_ok=True)
+        raise
+    return dataclasses.replace(report, video=video_path, table=table_path)
+
+
+def _write_outputs(
+    pipeline: Pipeline,
+    name: str,
+    video: PanelVideoWriter,
+    table_path: Path,
+    max_frames: int | None,
+    panel_height: int | None,
+    progress: bool,
+    on_result: Callable[[FrameResult], None] | None,
+) -> ProcessReport:
+    """Run the pipeline to its end into ``video`` and the CSV at ``table_path``; checks that
+    something was analysed and that the video reads back whole."""
+    from tqdm import tqdm
+
     total = pipeline.frame_count
     if max_frames is not None:
         total = max_frames if total is None else min(total, max_frames)
@@ -145,7 +182,7 @@ def process(
     written = count_video_frames(video.path)
     if written != frames:
         raise RuntimeError(
-            f"{video.path} reads back with {written} frames, {frames} were written "
-            f"({video.codec}); the video is incomplete"
+            f"the panel video of {name} reads back with {written} frames, {frames} were "
+            f"written ({video.codec}); the video is incomplete"
         )
     return ProcessReport(video.path, table_path, frames, failed, seconds, video.codec)

@@ -536,7 +536,7 @@ class ImageFolderSource(FrameSource):
             missing = [p for p in paths if not p.is_file()]
             if missing:
                 raise SourceError(f"no such image file: {missing[0]}")
-            name = f"{len(paths)} images"
+            name = paths[0].name if len(paths) == 1 else f"{len(paths)} images"
         super().__init__(name, fps, len(paths), seekable=True, self_paced=False)
         self.paths: list[Path] = paths
         self._next_index = 0
