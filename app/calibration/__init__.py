@@ -1,0 +1,15 @@
+"""Calibrated uncertainty: the mathematics, without Qt and without a model.
+
+Import from the modules themselves (this package imports none of them):
+
+- :mod:`app.calibration.inputs`: what every function accepts (probabilities, labels), the
+  probability floor under ``log p``.
+- :mod:`app.calibration.temperature`: temperature scaling from (MC) softmax probabilities.
+- :mod:`app.calibration.abstention`: an abstention threshold whose error among accepted frames
+  is bounded with a stated confidence (Clopper-Pearson, fixed-sequence testing).
+- :mod:`app.calibration.conformal`: split-conformal prediction sets.
+- :mod:`app.calibration.reliability`: ECE (torchmetrics), NLL, Brier, the reliability diagram.
+
+scipy and torchmetrics take seconds to import; each is imported inside the function that fits or
+measures, so that applying a fitted rule to a frame costs numpy only.
+"""
