@@ -169,3 +169,17 @@ def _first_frame(path: Path) -> Path:
     assert ok and cv2.imwrite(str(path), image)
     path.with_suffix(".avi").unlink()
     return path
+
+
+@pytest.mark.parametrize("case", ["corrupt-video", "bad-checkpoint"])
+def test_a_failed_record_run_leaves_no_session_to_block_the_next(
+    case: str, checkpoint: Path, video: Path, tmp_path: Path
+) -> None:
+    make_args, _ = ERROR_CASES[case]
+    session = tmp_path / "session"
+    argv = ["process", *make_args(tmp_path, video, checkpoint), "--out", str(tmp_path / "out")]
+    assert main([*argv, "--record", str(session), "--quiet", "--device", "cpu"]) == 2
+    assert not session.exists()
+    argv = ["process", str(video), "--checkpoint", str(checkpoint), "--max-frames", "2"]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--record", str(session), "--quiet"]) == 0
+    assert session.is_dir()

@@ -303,3 +303,42 @@ def test_disk_full_stops_recording_without_raising(
         image, rec = session.frame(i)
         assert rec.frame_id == i and np.array_equal(image, fake_image(i))
     assert len(session.table()) == 6
+
+
+def test_two_recorders_started_on_one_new_folder_at_once_only_one_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.recording import writer
+
+    settings, folder = fake_settings(tmp_path), tmp_path / "session"
+    first: list[SessionRecorder] = []
+    real_make_dirs = writer.make_private_dirs
+    other_started = threading.Event()
+
+    def the_other_starts_meanwhile(path: Path, **kwargs: Any) -> Path:
+        made = real_make_dirs(path, **kwargs)
+        if Path(path) == folder and not other_started.is_set():  # between check and claim
+            other_started.set()
+            first.append(SessionRecorder(folder, settings=settings, source=None))
+        return made
+
+    monkeypatch.setattr(writer, "make_private_dirs", the_other_starts_meanwhile)
+    with pytest.raises(RecordingError, match="already being recorded into"):
+        SessionRecorder(folder, settings=settings, source=None)
+    monkeypatch.undo()
+    with first[0] as recorder:
+        assert recorder.write(fake_result(0, settings))
+    assert len(SessionReader(folder)) == 1  # the first recording, whole
+
+
+def test_a_recorder_that_recorded_nothing_can_remove_its_session(tmp_path: Path) -> None:
+    settings = fake_settings(tmp_path)
+    new = SessionRecorder(tmp_path / "new", settings=settings, source=None)
+    assert new.close_or_remove() and not (tmp_path / "new").exists()
+    given = tmp_path / "given"
+    given.mkdir()
+    assert SessionRecorder(given, settings=settings, source=None).close_or_remove()
+    assert given.is_dir() and not any(given.iterdir())  # the user's folder stays, empty
+    kept = SessionRecorder(tmp_path / "kept", settings=settings, source=None)
+    kept.write(fake_result(0, settings))
+    assert not kept.close_or_remove() and len(SessionReader(tmp_path / "kept")) == 1

@@ -96,7 +96,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     finally:
         if recorder is not None:
-            recorder.close()
+            recorder.close_or_remove()  # a run that analysed nothing leaves no session behind
     for message in report.failed:
         print(f"warning: {message}", file=sys.stderr)
     print(

@@ -20,6 +20,7 @@ import errno
 import logging
 import math
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -127,6 +128,7 @@ class SessionRecorder:
 
         if self.folder.exists() and (not self.folder.is_dir() or any(self.folder.iterdir())):
             raise RecordingError(f"{self.folder} exists and is not an empty folder")
+        self._made_folder = not self.folder.exists()
         try:
             sha = checkpoint_sha or checkpoint_sha256(settings.checkpoint)
         except CheckpointError as exc:
@@ -169,7 +171,7 @@ class SessionRecorder:
         try:
             make_private_dirs(self.folder)
             os.chmod(self.folder, PRIVATE_DIR_MODE)  # an empty folder given to us is ours
-            make_private_dirs(self.folder / RESULTS_DIR)
+            self._claim()
             make_private_dirs(self.folder / FRAMES_DIR)
             write_manifest(self.folder, self._manifest)
             fsync_dir(self.folder.parent)
@@ -309,6 +311,23 @@ class SessionRecorder:
                     self.error = f"the session's manifest could not be updated: {exc}"
                 log.warning("recording %s: %s", self.folder, self.error)
 
+    def close_or_remove(self) -> bool:
+        """:meth:`close`, then remove the session when it holds no frame (a run that failed
+        before its first frame must not leave a folder that blocks the corrected command).
+        An empty folder the user gave is left, empty. True when the session was removed."""
+        self.close()
+        if self._saved or self._written:
+            return False
+        for entry in self.folder.iterdir():  # all ours: the folder was empty or new
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        if self._made_folder:
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
+        return True
+
     def __enter__(self) -> SessionRecorder:
         return self
 
@@ -321,6 +340,17 @@ class SessionRecorder:
         self.close()
 
     # ------------------------------------------------------------------ internals
+
+    def _claim(self) -> None:
+        """Make the results folder exclusively: of two recorders started on one empty folder
+        at once, only the first records into it."""
+        try:
+            os.mkdir(self.folder / RESULTS_DIR, PRIVATE_DIR_MODE)
+        except FileExistsError:
+            raise RecordingError(
+                f"{self.folder} is already being recorded into by another recording"
+            ) from None
+        os.chmod(self.folder / RESULTS_DIR, PRIVATE_DIR_MODE)
 
     def _flush_loop(self) -> None:
         tick = min(0.25, self.flush_interval_s / 2)
