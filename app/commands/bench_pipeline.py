@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from app.argument_types import float_in, int_in
 from app.commands.common import CommandError
 from app.explain import METHODS
 
@@ -20,22 +21,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     bench_pipeline.add_argument("--source", required=True, help="video file (looped)")
     bench_pipeline.add_argument("--checkpoint", help="model checkpoint; default: random --arch")
     bench_pipeline.add_argument("--arch", default="resnet18", help="random model's architecture")
-    bench_pipeline.add_argument("--input-size", type=int, default=224, help="random model's input")
+    bench_pipeline.add_argument(
+        "--input-size", type=int_in(32, 1024), default=224, help="random model's input"
+    )
     bench_pipeline.add_argument("--mode", default="analysis", choices=["analysis", "live"])
     bench_pipeline.add_argument("--method", default="gradcam++", choices=list(METHODS))
     bench_pipeline.add_argument("--passes", type=int, default=10)
     bench_pipeline.add_argument(
         "--frames",
-        type=int,
+        type=int_in(1),
         default=300,
         help="frames to measure: results (analysis) or frames read (live)",
     )
-    bench_pipeline.add_argument("--warmup", type=int, default=10, help="results not measured")
+    bench_pipeline.add_argument("--warmup", type=int_in(0), default=10, help="results not measured")
     bench_pipeline.add_argument("--device", default="cpu")
-    bench_pipeline.add_argument("--speed", type=float, default=1.0, help="live playback speed")
-    bench_pipeline.add_argument("--threads", type=int, help="torch intra-op threads")
     bench_pipeline.add_argument(
-        "--rss-every", type=int, default=500, help="sample resident memory every N frames"
+        "--speed", type=float_in(0.0, 64.0, low_open=True), default=1.0, help="live playback speed"
+    )
+    bench_pipeline.add_argument("--threads", type=int_in(1), help="torch intra-op threads")
+    bench_pipeline.add_argument(
+        "--rss-every", type=int_in(1), default=500, help="sample resident memory every N frames"
     )
     bench_pipeline.add_argument("--json", help="write the report as JSON here")
     bench_pipeline.set_defaults(handler=_cmd_bench_pipeline)
@@ -44,7 +49,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
     from app.benchmarks.pipeline import benchmark_pipeline, format_report, write_report
     from app.pipeline import SettingsError, SourceError
+    from models.architectures import resolve_arch
 
+    if args.checkpoint is None:
+        try:
+            resolve_arch(args.arch)
+        except ValueError as exc:
+            raise CommandError(f"--arch: {exc}") from None
     if args.threads:
         import torch
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.argument_types import int_in
 from app.commands.common import DEFAULT_OUT, CommandError, add_explanation_options
 
 if TYPE_CHECKING:
@@ -25,9 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     add_explanation_options(process, passes_help="MC Dropout passes T (1-64)")
     process.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     process.add_argument("--seed", type=int, help="seed the dropout masks (reproducible)")
-    process.add_argument("--max-frames", type=int, help="stop after this many frames")
+    process.add_argument("--max-frames", type=int_in(1), help="stop after this many frames")
     process.add_argument(
-        "--panel-height", type=int, help="panel height in the video (default: model input)"
+        "--panel-height",
+        type=int_in(16, 2160),
+        help="panel height in the video, 16 to 2160 px (default: model input)",
     )
     process.add_argument("--quiet", action="store_true", help="no progress bar")
     process.add_argument("--out", default=str(DEFAULT_OUT / "process"), help="output folder")
@@ -69,8 +72,6 @@ def _cmd_process(args: argparse.Namespace) -> int:
         raise CommandError(
             "process needs a model: pass --checkpoint FILE, a checkpoint written by this project"
         )
-    if args.max_frames is not None and args.max_frames < 1:
-        raise CommandError(f"--max-frames must be at least 1, got {args.max_frames}")
     settings = _pipeline_settings(args, Path(args.checkpoint))
     recorder = None
     if args.record:

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.argument_types import int_in
 from app.commands.common import CommandError
 from app.recording import RecordingError
 from app.review.bookmarks import BookmarkError, BookmarkStore
@@ -40,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="write this frame's panels (PNG) and numbers (JSON); repeatable",
     )
     review.add_argument("--out", default="out/review", help="folder for snapshots")
-    review.add_argument("--panel-height", type=int, help="panel height in exports")
+    review.add_argument("--panel-height", type=int_in(16, 2160), help="panel height in exports")
     review.add_argument(
         "--include-paths",
         action="store_true",

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from app.argument_types import float_in, int_in
 from models.architectures import resolve_arch
 from models.checkpoint import CheckpointError
 from models.data.augment import AugmentConfig
@@ -40,25 +41,9 @@ from models.training.summary import format_summary
 __all__ = ["build_parser", "config_from_args", "main"]
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+_positive_int = int_in(1)
+_non_negative_int = int_in(0)
+_fraction = float_in(0.0, 1.0, high_open=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="resnet18", help="resnet18 | mobilenet_v2 | resnet50")
     p.add_argument("--epochs", type=_positive_int, default=30, help="default 30")
     p.add_argument(
-        "--input-size", type=_positive_int, default=224, help="square side in px (default 224)"
+        "--input-size", type=int_in(32, 1024), default=224, help="square side in px (default 224)"
     )
     p.add_argument(
         "--batch-size",
@@ -140,11 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         "resnet50: SGD lr 0.1, momentum 0.9, weight decay 1e-4, lr x0.1 every 30 epochs",
     )
     recipe.add_argument("--optimizer", choices=("adamw", "sgd"))
-    recipe.add_argument("--lr", type=float)
-    recipe.add_argument("--weight-decay", type=float)
-    recipe.add_argument("--momentum", type=float, help="SGD only")
-    recipe.add_argument("--lr-step", type=int, help="epochs between rate drops (0: constant)")
-    recipe.add_argument("--lr-gamma", type=float, help="factor of each rate drop")
+    recipe.add_argument("--lr", type=float_in(0.0, low_open=True))
+    recipe.add_argument("--weight-decay", type=float_in(0.0))
+    recipe.add_argument("--momentum", type=_fraction, help="SGD only")
+    recipe.add_argument(
+        "--lr-step", type=_non_negative_int, help="epochs between rate drops (0: constant)"
+    )
+    recipe.add_argument(
+        "--lr-gamma", type=float_in(0.0, 1.0, low_open=True), help="factor of each rate drop"
+    )
     p.add_argument(
         "--normalization",
         choices=("dataset", "imagenet"),
