@@ -31,7 +31,7 @@ import torch
 
 from app.pipeline.mode import Mode
 from app.pipeline.pipeline import Pipeline
-from app.pipeline.settings import PipelineSettings
+from app.pipeline.settings import PipelineSettings, SettingsError
 from app.pipeline.sources import open_source
 
 __all__ = [
@@ -131,8 +131,20 @@ def benchmark_pipeline(
 
     Returns:
         A JSON-ready dict (see :func:`format_report`).
+
+    Raises:
+        SettingsError: an unknown ``arch`` (without a checkpoint), or settings the pipeline
+            refuses.
+        SourceError: the source cannot be opened.
     """
     mode = Mode(mode)
+    if checkpoint is None:
+        from models.architectures import resolve_arch
+
+        try:
+            arch = resolve_arch(arch)
+        except ValueError as exc:
+            raise SettingsError(f"--arch: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="pcle-bench-") as tmp:
         if checkpoint is None:
             checkpoint = random_checkpoint(Path(tmp) / f"{arch}.pt", arch, input_size)

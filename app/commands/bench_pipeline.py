@@ -49,13 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
     from app.benchmarks.pipeline import benchmark_pipeline, format_report, write_report
     from app.pipeline import SettingsError, SourceError
-    from models.architectures import resolve_arch
 
-    if args.checkpoint is None:
-        try:
-            resolve_arch(args.arch)
-        except ValueError as exc:
-            raise CommandError(f"--arch: {exc}") from None
     if args.threads:
         import torch
 
