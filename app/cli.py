@@ -12,14 +12,20 @@ with ``add_parser(sub)``: :mod:`~app.commands.view`, :mod:`~app.commands.run`,
 :mod:`~app.commands.evaluate`, :mod:`~app.commands.review`, :mod:`~app.commands.soak`, and
 :mod:`~app.commands.forwarded` (``train``, ``phantom``, ``demo-model``, whose arguments go on
 untouched to ``models.train``, ``models.phantom`` and ``models.demo``).
-A handler returns the exit status; a :class:`~app.commands.common.CommandError` it raises is
-printed without a traceback, status 2.
+A handler returns the exit status. Every failure goes through :func:`exit_status_of` (one
+mapping, listed in the README): 0 done; 2 bad input (a :class:`~app.commands.common.CommandError`
+or an argparse error); 3 an output could not be written
+(:class:`~app.commands.common.OutputError`, or an ``OSError`` such as a full disk that a
+handler did not catch); 128 + the signal's number when a signal ended the command (130 SIGINT,
+143 SIGTERM, 129 SIGHUP; :mod:`app.commands.interrupt`); 1 only for a bug (with its traceback).
 Heavy imports (Qt, the pipeline, torch models) stay inside the handlers.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -36,13 +42,20 @@ from app.commands import (
     soak,
     view,
 )
-from app.commands.common import DEFAULT_OUT, CommandError
+from app.commands.common import (
+    DEFAULT_OUT,
+    EXIT_BAD_INPUT,
+    EXIT_OUTPUT_FAILED,
+    CommandError,
+)
 from app.commands.explain import explain_file, read_frame
+from app.commands.interrupt import Interrupted, exit_status, raise_on_signals
 
 __all__ = [
     "DEFAULT_OUT",
     "CommandError",
     "build_parser",
+    "exit_status_of",
     "explain_file",
     "main",
     "read_frame",
@@ -94,7 +107,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")  # what parse_args says
     try:
-        return args.handler(args)
-    except CommandError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        with raise_on_signals():
+            return args.handler(args)
+    except (CommandError, KeyboardInterrupt, OSError) as exc:
+        print(_describe(exc), file=sys.stderr)
+        return exit_status_of(exc)
+
+
+# What an OSError that reached main means for the user: the disk or the folder refused a write.
+_OUTPUT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM}
+)
+
+
+def exit_status_of(exc: BaseException) -> int:
+    """The exit status for a failure that ended a command (the mapping the README lists)."""
+    if isinstance(exc, CommandError):
+        return exc.exit_status
+    if isinstance(exc, Interrupted):
+        return exit_status(exc.signum)
+    if isinstance(exc, KeyboardInterrupt):
+        return exit_status(signal.SIGINT)
+    if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
+        return EXIT_OUTPUT_FAILED
+    if isinstance(exc, OSError):
+        return EXIT_BAD_INPUT
+    return 1
+
+
+def _describe(exc: BaseException) -> str:
+    """The one line printed for a failure (no traceback)."""
+    if isinstance(exc, KeyboardInterrupt):
+        name = exc.args[0] if isinstance(exc, Interrupted) else "SIGINT"
+        return f"interrupted by {name}; outputs that were complete before it are kept"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"error: {where}{exc.strerror}"
+    return f"error: {exc}"

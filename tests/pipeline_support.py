@@ -47,6 +47,41 @@ def phantom_video(path: Path, frames: int = 12, fps: float = 24.0) -> Path:
     return write_video(path, video, fps=fps)[0]
 
 
+def mpeg1_video(path: Path, frames: int = 160, fps: float = 24.0) -> Path:
+    """An MPEG-1 program stream (``.mpg``, as Cellvizio writes) of ``frames`` distinct frames.
+
+    Its time stamps jitter by a frame at the first GOP boundary (11, 13, 14, 15, 15, 16) and
+    its container declares one frame fewer than it holds, as the Cellvizio files do.
+    """
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"PIM1"), fps, (128, 96))
+    if not writer.isOpened():
+        raise RuntimeError("OpenCV cannot write MPEG-1 here")
+    for index in range(frames):
+        image = np.full((96, 128, 3), (index * 37) % 256, np.uint8)
+        cv2.putText(image, str(index), (10, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (255,) * 3, 2)
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def damaged_copies(video: Path, folder: Path) -> dict[str, Path]:
+    """The video cut at half its length, and with 16 KiB of random bytes over its middle."""
+    data = video.read_bytes()
+    third = len(data) // 3
+    garbage = np.random.default_rng(0).bytes(16384)
+    copies = {
+        "truncated": data[: len(data) // 2],
+        "overwritten": data[:third] + garbage + data[third + len(garbage) :],
+    }
+    paths = {}
+    for name, payload in copies.items():
+        paths[name] = folder / f"{name}{video.suffix}"
+        paths[name].write_bytes(payload)
+    return paths
+
+
 def numbered_frames(count: int, height: int = 48, width: int = 64) -> list[np.ndarray]:
     """Grey frames of a bright disc whose brightness encodes the frame's index (index 0 ->
     level 40, +1 per frame), so a frame can be recognised after the pipeline."""

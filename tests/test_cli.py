@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 
 from app.cli import main
+from app.preprocess.field_of_view import to_gray_float
+from app.render.overlay import to_uint8_gray
 from models.architectures import build_model
 from models.checkpoint import CheckpointMetadata, save_checkpoint
 from models.data.phantom import render_frame
+from tests.pipeline_support import REAL_DATA, mpeg1_video
 
 CLASSES = ["glioblastoma", "meningioma", "metastasis"]
 
@@ -109,12 +112,58 @@ def test_explain_a_16bit_single_channel_image_and_a_chosen_class(
     assert summary["class"] == "metastasis" and summary["passes"] == 1 and not summary["mc"]
 
 
+def explained_raw(video: Path, index: int, checkpoint: Path, out: Path) -> np.ndarray:
+    """``explain VIDEO --frame index``'s raw.png; its summary must name that frame."""
+    argv = ["explain", str(video), "--frame", str(index), "--checkpoint", str(checkpoint)]
+    assert main([*argv, "--original", "--device", "cpu", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frame"] == index
+    return cv2.imread(str(out / "raw.png"), cv2.IMREAD_UNCHANGED)
+
+
+def sequential_frames(video: Path) -> list[np.ndarray]:
+    """Every frame of ``video`` as reading it from the start decodes them, as raw.png has it."""
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(to_uint8_gray(to_gray_float(read[1])))
+    capture.release()
+    return frames
+
+
+def test_explain_a_video_frame_explains_exactly_that_frame(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    video = mpeg1_video(tmp_path / "video.mpg")
+    frames = sequential_frames(video)
+    for index in (12, 3, 13, 100, len(frames) - 1):
+        raw = explained_raw(video, index, checkpoint, tmp_path / f"out{index}")
+        assert np.array_equal(raw, frames[index]), index
+
+
+@pytest.mark.realdata
+def test_explain_a_real_video_frame_explains_exactly_that_frame(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    """On the Cellvizio files OpenCV's own seek to 3, 5, 11 or 12 lands on frame 13."""
+    video = REAL_DATA / "glioblastoma" / "GBM_12.mpg"
+    if not video.exists():
+        pytest.skip(f"real data not found: {video}")
+    frames = sequential_frames(video)
+    for index in (3, 5, 11, 12, 0, 300):
+        raw = explained_raw(video, index, checkpoint, tmp_path / f"out{index}")
+        assert np.array_equal(raw, frames[index]), index
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["explain", "FRAME"], "needs a model: pass --checkpoint"),
         (["explain", "missing.png", "--checkpoint", "CKPT"], "no such file"),
-        (["explain", "CORRUPT", "--checkpoint", "CKPT"], "neither a readable image nor"),
+        (["explain", "CORRUPT", "--checkpoint", "CKPT"], "not a video OpenCV can read"),
+        (["explain", "VIDEO", "--checkpoint", "CKPT", "--frame", "100"], "outside the source"),
+        (["explain", "VIDEO", "--checkpoint", "CKPT", "--frame", "12"], "ends before frame 12"),
+        (["explain", "FRAME", "--checkpoint", "CKPT", "--frame", "1"], "videos only"),
         (
             ["explain", "FRAME", "--checkpoint", "CKPT", "--class", "astrocytoma"],
             "unknown class 'astrocytoma'",
@@ -133,7 +182,13 @@ def test_bad_input_gets_a_clear_message(
 ) -> None:
     corrupt = tmp_path / "corrupt.avi"
     corrupt.write_bytes(b"RIFF\x00\x00garbage" * 10)
-    replace = {"FRAME": str(frame_png), "CKPT": str(checkpoint), "CORRUPT": str(corrupt)}
+    video = mpeg1_video(tmp_path / "short.mpg", frames=12)  # declares 11, holds 12
+    replace = {
+        "FRAME": str(frame_png),
+        "CKPT": str(checkpoint),
+        "CORRUPT": str(corrupt),
+        "VIDEO": str(video),
+    }
     assert (
         main(
             [replace.get(a, a) for a in args] + ["--out", str(tmp_path / "o")]

@@ -20,7 +20,13 @@ from app.pipeline.sources import (
     _valid_fps,
     open_source,
 )
-from tests.pipeline_support import REAL_DATA, numbered_frames, phantom_video
+from tests.pipeline_support import (
+    REAL_DATA,
+    damaged_copies,
+    mpeg1_video,
+    numbered_frames,
+    phantom_video,
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +73,8 @@ def test_video_seek_lands_on_the_exact_frame_and_ids_keep_increasing(video: Path
             np.testing.assert_array_equal(frame.image, reference[index])
         assert frame.frame_id == first.frame_id + 6
         with pytest.raises(SourceError, match="outside the source"):
+            source.seek(81)  # the declared count, with the one frame of slack MPEG needs
+        with pytest.raises(SourceError, match="ends before frame 80"):
             source.seek(80)
         source.seek(79)
         assert source.read().source_index == 79
@@ -193,22 +201,6 @@ def test_iterable_source_from_a_generator_is_not_seekable() -> None:
     assert len(list(source)) == 3
 
 
-def damaged_copies(video: Path, folder: Path) -> dict[str, Path]:
-    """The video cut at half its length, and with 16 KiB of random bytes over its middle."""
-    data = video.read_bytes()
-    third = len(data) // 3
-    garbage = np.random.default_rng(0).bytes(16384)
-    copies = {
-        "truncated": data[: len(data) // 2],
-        "overwritten": data[:third] + garbage + data[third + len(garbage) :],
-    }
-    paths = {}
-    for name, payload in copies.items():
-        paths[name] = folder / f"{name}{video.suffix}"
-        paths[name].write_bytes(payload)
-    return paths
-
-
 def test_a_damaged_video_delivers_the_frames_before_the_damage_and_says_so(
     tmp_path: Path, video: Path
 ) -> None:
@@ -229,14 +221,74 @@ def test_a_damaged_video_delivers_the_frames_before_the_damage_and_says_so(
             assert source.ended_early is None and source.read() is not None
 
 
+def assert_numbered_by_time_stamps(damaged: Path, whole: list[np.ndarray]) -> None:
+    """Frames of ``damaged`` (``whole`` with garbage over a third of its bytes) keep the
+    numbers the intact file gives them; the lost frames are one reported gap."""
+    with VideoFileSource(damaged) as source:
+        frames = list(source)
+        notices = source.take_notices()
+        gaps = source.gaps
+    indices = [frame.source_index for frame in frames]
+    assert indices == sorted(set(indices)) and len(frames) < len(whole)
+    assert len(gaps) == 1 and len(notices) == 1 and "did not decode" in notices[0]
+    first, last = gaps[0]
+    assert f"frames {first} to {last}" in notices[0]
+    assert set(range(first, last + 1)).isdisjoint(indices)
+    assert len(frames) + (last - first + 1) >= len(whole) - 1  # nothing else is missing
+    for frame in frames:  # away from the damage, every frame has the intact file's pixels
+        if frame.source_index < first - 1 or frame.source_index > last + 12:
+            assert np.array_equal(frame.image, whole[frame.source_index]), frame.source_index
+        assert frame.source_time == pytest.approx(frame.source_index / source.fps)
+
+
+def test_an_mpeg1_video_with_garbage_over_its_middle_keeps_its_frame_numbers(
+    tmp_path: Path,
+) -> None:
+    video = mpeg1_video(tmp_path / "whole.mpg")
+    assert_numbered_by_time_stamps(damaged_copies(video, tmp_path)["overwritten"], decoded(video))
+
+
 @pytest.mark.realdata
-def test_a_real_video_with_garbage_over_its_middle_says_it_ended_early(tmp_path: Path) -> None:
+def test_a_real_video_with_garbage_over_its_middle_keeps_its_frame_numbers(
+    tmp_path: Path,
+) -> None:
     real = REAL_DATA / "meningioma" / "meningioma_9.mpg"
     if not real.exists():
         pytest.skip(f"real data not found: {real}")
+    whole = decoded(real)
     with VideoFileSource(real) as source:
-        assert len(list(source)) >= (source.frame_count or 0) and source.ended_early is None
-    with VideoFileSource(damaged_copies(real, tmp_path)["overwritten"]) as source:
-        frames = list(source)
-        assert frames and source.ended_early is not None
-        assert "truncated or damaged" in source.ended_early
+        assert [f.source_index for f in source] == list(range(len(whole)))
+        assert source.ended_early is None and not source.gaps and not source.take_notices()
+    assert_numbered_by_time_stamps(damaged_copies(real, tmp_path)["overwritten"], whole)
+
+
+def assert_seeks_are_frame_exact(video: Path) -> None:
+    """A seek to N, near the start, far, forwards and backwards, delivers the pixels of the
+    N-th frame that reading from the start decodes."""
+    whole = decoded(video)
+    last = len(whole) - 1
+    targets = [3, 5, 11, 12, 13, 0, last, 100, last - 1, 12, 64, 65, last // 2, 1, last - 70]
+    with VideoFileSource(video) as source:
+        for index in targets:
+            source.seek(index)
+            assert source.position == index
+            frame = source.read()
+            assert frame is not None and frame.source_index == index
+            assert np.array_equal(frame.image, whole[index]), index
+            following = source.read()  # and reading goes on from there
+            if index < last:
+                assert following is not None and following.source_index == index + 1
+                assert np.array_equal(following.image, whole[index + 1]), index + 1
+
+
+def test_seeks_in_an_mpeg1_video_are_frame_exact(tmp_path: Path) -> None:
+    assert_seeks_are_frame_exact(mpeg1_video(tmp_path / "seek.mpg"))
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", ["meningioma/meningioma_9.mpg", "glioblastoma/GBM_12.mpg"])
+def test_seeks_in_real_videos_are_frame_exact(name: str) -> None:
+    real = REAL_DATA / name
+    if not real.exists():
+        pytest.skip(f"real data not found: {real}")
+    assert_seeks_are_frame_exact(real)

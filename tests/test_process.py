@@ -9,8 +9,16 @@ import cv2
 import pytest
 
 from app.cli import main
+from app.pipeline.sources import VideoFileSource
 from app.render.panel_video import count_video_frames
-from tests.pipeline_support import CLASSES, REAL_DATA, phantom_video, tiny_checkpoint
+from tests.pipeline_support import (
+    CLASSES,
+    REAL_DATA,
+    damaged_copies,
+    mpeg1_video,
+    phantom_video,
+    tiny_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +191,24 @@ def test_a_failed_record_run_leaves_no_session_to_block_the_next(
     argv = ["process", str(video), "--checkpoint", str(checkpoint), "--max-frames", "2"]
     assert main([*argv, "--out", str(tmp_path / "out"), "--record", str(session), "--quiet"]) == 0
     assert session.is_dir()
+
+
+def test_a_damaged_video_keeps_its_frame_numbers_and_the_gap_is_reported(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged = damaged_copies(mpeg1_video(tmp_path / "whole.mpg"), tmp_path)["overwritten"]
+    with VideoFileSource(damaged) as source:  # what the decoder makes of it
+        expected = [frame.source_index for frame in source]
+        (first, last), *_ = source.gaps
+    out = tmp_path / "out"
+    argv = ["process", str(damaged), "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert main([*argv, "--original", "--device", "cpu", "--quiet"]) == 0
+    rows = read_rows(outputs(out)[1])
+    assert [int(r["source_index"]) for r in rows] == expected
+    assert expected[first] == last + 1  # the rows after the gap keep the decoder's numbers
+    assert [float(r["source_time_s"]) for r in rows] == pytest.approx(
+        [index / 24.0 for index in expected], abs=1e-4
+    )
+    assert f"frames {first} to {last} ({last - first + 1} frames) did not decode" in (
+        capsys.readouterr().err
+    )

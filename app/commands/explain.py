@@ -10,10 +10,15 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from app.argument_types import int_in
 from app.commands.common import DEFAULT_OUT, CommandError, add_explanation_options
+
+if TYPE_CHECKING:
+    from app.pipeline.sources import SourceFrame
 
 __all__ = ["add_parser", "explain_file", "read_frame"]
 
@@ -23,7 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     explain = sub.add_parser("explain", help="explain one frame (image or video frame)")
     explain.add_argument("image", help="image file (PNG, TIFF, 8/16-bit, grey or colour) or video")
     add_explanation_options(explain, passes_help="MC Dropout passes T")
-    explain.add_argument("--frame", type=int, default=0, help="frame index, for a video")
+    explain.add_argument(
+        "--frame", type=int_in(0), default=0, help="frame index, for a video (0 is the first)"
+    )
     explain.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     explain.add_argument("--seed", type=int, help="seed the dropout masks (reproducible)")
     explain.add_argument("--out", default=str(DEFAULT_OUT / "explain"), help="output folder")
@@ -31,36 +38,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def read_frame(path: Path, index: int = 0) -> np.ndarray:
-    """One frame from an image file (any bit depth OpenCV reads) or a video (frame ``index``)."""
+    """One frame from an image file (any bit depth OpenCV reads) or a video (frame ``index``,
+    the frame-exact seek of :class:`~app.pipeline.sources.VideoFileSource`)."""
+    return _read_source_frame(path, index).image
+
+
+def _read_source_frame(path: Path, index: int) -> SourceFrame:
+    """:func:`read_frame` with the frame's index and time in its source."""
     import cv2
 
-    from app.pipeline.sources import IMAGE_SUFFIXES
+    from app.pipeline.sources import IMAGE_SUFFIXES, SourceError, SourceFrame, VideoFileSource
 
     if not path.exists():
         raise CommandError(f"no such file: {path}")
     if path.is_dir():
         raise CommandError(f"{path} is a folder, not an image or a video")
+    if index < 0:
+        raise CommandError(f"--frame must be 0 or more, got {index}")
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is not None:
         if index:
             raise CommandError(f"{path} is an image; --frame applies to videos only")
-        return image
+        return SourceFrame(0, 0, time.monotonic(), 0.0, image, 0.0)
     if path.suffix.lower() in IMAGE_SUFFIXES:  # not a video: say so rather than "frame 0"
         raise CommandError(
             f"cannot decode {path} as an image: it is corrupt, truncated or not really a "
             f"{path.suffix} file"
         )
-    capture = cv2.VideoCapture(str(path))
     try:
-        if not capture.isOpened():
-            raise CommandError(f"{path} is neither a readable image nor a readable video")
-        if index:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, frame = capture.read()
-    finally:
-        capture.release()
-    if not ok or frame is None:
-        raise CommandError(f"could not read frame {index} of {path} (corrupt or too short?)")
+        with VideoFileSource(path) as video:
+            video.seek(index)
+            frame = video.read()
+    except SourceError as exc:
+        raise CommandError(str(exc)) from exc
+    if frame is None or frame.source_index != index:
+        raise CommandError(f"frame {index} of {path} does not decode (the file is damaged there)")
     return frame
 
 
@@ -86,7 +98,7 @@ def explain_file(
     """
     import cv2
 
-    from app.pipeline import FrameAnalyzer, PipelineSettings, SettingsError, SourceFrame
+    from app.pipeline import FrameAnalyzer, PipelineSettings, SettingsError
     from app.preprocess.field_of_view import to_gray_float
     from app.private_files import make_private_dirs, write_atomic
     from app.render.overlay import (
@@ -98,7 +110,7 @@ def explain_file(
         to_uint8_gray,
     )
 
-    frame = read_frame(image, frame_index)
+    frame = _read_source_frame(image, frame_index)
     try:
         analyzer = FrameAnalyzer(
             PipelineSettings(
@@ -111,7 +123,7 @@ def explain_file(
                 seed=seed,
             )
         )
-        result = analyzer(SourceFrame(0, frame_index, time.monotonic(), 0.0, frame, 0.0))
+        result = analyzer(frame)
     except SettingsError as exc:
         raise CommandError(str(exc)) from exc
     except ValueError as exc:
@@ -121,7 +133,7 @@ def explain_file(
     make_private_dirs(out)
     mean_up, cv_up = result.maps()
     pictures = {
-        "raw.png": to_uint8_gray(to_gray_float(frame)),
+        "raw.png": to_uint8_gray(to_gray_float(frame.image)),
         "enhanced.png": blend(
             result.display, mean_up, ENHANCED_LEVELS, ENHANCED_COLORMAP, mask=result.fov_mask
         ),
@@ -140,6 +152,8 @@ def explain_file(
     write_atomic(out / "maps.npz", lambda fh: np.savez_compressed(fh, **arrays), sync=False)
     summary = {
         "image": image.name,
+        "frame": frame.source_index,
+        "source_time_s": round(frame.source_time, 4),
         "checkpoint": checkpoint.name,
         "intended_use": result.metadata.intended_use,
         "method": explanation.method,

@@ -311,6 +311,8 @@ class CaptureThread(DaemonLoop):
             with self._cond:
                 self._pending_steps = max(0, self._pending_steps - 1)
         self._lost_reported = False
+        for notice in self.source.take_notices():
+            self._events.post(EventKind.SOURCE_DAMAGED, f"{self.source.name}: {notice}")
         self._watchdog.frame_arrived(frame.capture_time)
         self._stats.record_frame(frame.capture_time, frame.read_ms)
         with self._cond:

@@ -57,11 +57,14 @@ IMAGE_SUFFIXES = frozenset(
     {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".pnm", ".webp"}
 )
 
-# OpenCV's FFmpeg backend lands a few frames off when asked to seek inside the first GOPs of an
-# MPEG-1 file (measured on the Cellvizio recordings: a seek to 0..12 reads frame 12 or 13, a
-# seek to 48 or later is exact). Targets this close to the start, or this close ahead of the
-# current position, are reached by decoding forward instead, which is always exact.
+# Seek targets this close ahead of the current position, or this close to the start, are reached
+# by decoding forward (about 0.15 ms a frame on the Cellvizio MPEG-1 files) rather than by
+# OpenCV's seek, which lands a few frames off inside the first GOPs of those files.
 _DECODE_FORWARD_FRAMES = 64
+# Time stamps jitter by a frame around GOP boundaries (OpenCV's own MPEG-1 files go 11, 13, 14,
+# 15, 15, 16), so only a jump past at least this many frames counts as frames lost; a single
+# lost frame goes unnoticed and the numbering after it is one behind the time stamps.
+_GAP_MIN_FRAMES = 2
 
 
 class SourceError(Exception):
@@ -117,7 +120,8 @@ class FrameSource(ABC):
         self_paced: ``read()`` itself waits for the next frame (devices); a pipeline paces a
             source that is not self-paced at its ``fps`` in live mode.
         ended_early: once the source ended, why it ended before its declared end (a truncated
-            or damaged file), for the user; None for a normal end.
+            or damaged file), for the user; None for a normal end. Damage in the middle of a
+            file is reported by :meth:`take_notices` as it is read.
     """
 
     kind: str = "source"
@@ -139,6 +143,13 @@ class FrameSource(ABC):
         self._state = SourceState.OK
         self._next_id = 0
         self.ended_early: str | None = None
+        self._notices: list[str] = []
+
+    def take_notices(self) -> list[str]:
+        """What went wrong while reading since the last call (e.g. frames a damaged file lost),
+        for the user; the frames themselves were still delivered. Empty for most sources."""
+        notices, self._notices = self._notices, []
+        return notices
 
     @property
     def state(self) -> SourceState:
@@ -197,15 +208,20 @@ class FrameSource(ABC):
         if self._state is SourceState.CLOSED:
             raise SourceError(f"{self.name}: the source is closed")
         index = int(index)
-        if index < 0 or (self.frame_count is not None and index >= self.frame_count):
-            last = "" if self.frame_count is None else f" (0 to {self.frame_count - 1})"
-            raise SourceError(f"{self.name}: frame {index} is outside the source{last}")
+        last = self._last_seekable()
+        if index < 0 or (last is not None and index > last):
+            within = "" if last is None else f" (0 to {last})"
+            raise SourceError(f"{self.name}: frame {index} is outside the source{within}")
         self._seek(index)
         self._state = SourceState.OK
         self.ended_early = None
 
     def _seek(self, index: int) -> None:
         raise NotImplementedError
+
+    def _last_seekable(self) -> int | None:
+        """The highest index :meth:`seek` accepts (None: no limit known)."""
+        return None if self.frame_count is None else self.frame_count - 1
 
     def reopen(self) -> bool:
         """Try to get a lost or ended source back; True when it delivers again."""
@@ -278,6 +294,18 @@ class VideoFileSource(FrameSource):
     Opening decodes the first frame to prove the file is usable (it is returned by the first
     ``read()``). ``fps`` is the container's, or ``fps_fallback`` when it reports 0 or NaN.
 
+    Frame numbers are the decoder's own: a frame's index is its presentation time stamp times
+    ``fps`` (counted from the first frame), so frames a damaged file loses leave a gap in the
+    numbering instead of shifting every later frame; each gap is reported through
+    :meth:`take_notices`. A time stamp that does not move forward (OpenCV reports 0 for the
+    last frame of some MPEG files), or that moves by one frame too many (jitter), counts as
+    the next frame.
+
+    :meth:`seek` is frame-exact: the next ``read()`` returns the frame that reading from the
+    start would have numbered ``index``. OpenCV's own seek is used only to get near a far
+    target; where it landed is read from the decoder's time stamp (on the Cellvizio MPEG-1
+    files a seek to 0..12 lands on frame 12 or 13) and the rest is decoded forward.
+
     Args:
         path: the video file.
         fps_fallback: frame rate to assume when the container has none.
@@ -301,9 +329,12 @@ class VideoFileSource(FrameSource):
         frame_count = int(count) if math.isfinite(count) and count >= 1 else None
         super().__init__(self.path.name, fps, frame_count, seekable=True, self_paced=False)
         self._capture = capture
-        self._pending: np.ndarray | None = None
-        self._next_index = 0
-        self._pending = self._first_frame()
+        self._last = -1  # index of the frame the capture holds (grabbed last); -1 before any
+        self._waiting = False  # that frame is grabbed but not yet returned by read()
+        self._origin_ms = 0.0
+        self.gaps: list[tuple[int, int]] = []
+        """(first, last) index of every run of frames the decoder skipped, in reading order."""
+        self._first_frame()
 
     def _open(self) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(str(self.path))
@@ -314,40 +345,63 @@ class VideoFileSource(FrameSource):
             )
         return capture
 
-    def _first_frame(self) -> np.ndarray:
-        ok, image = self._capture.read()
-        if not ok or image is None:
+    def _first_frame(self) -> None:
+        if not self._capture.grab():
             self._capture.release()
             raise SourceError(
                 f"{self.path} opens as a video but no frame decodes (corrupt or empty file)"
             )
-        return image
+        stamp = self._capture.get(cv2.CAP_PROP_POS_MSEC)
+        self._origin_ms = stamp if math.isfinite(stamp) else 0.0
+        self._last, self._waiting = 0, True
 
     @property
     def position(self) -> int:
-        return self._next_index
+        return self._last if self._waiting else self._last + 1
 
     def _read(self) -> tuple[np.ndarray, int, float] | None:
-        if self._pending is not None:
-            image, self._pending = self._pending, None
-        else:
-            ok, image = self._capture.read()
-            if not ok or image is None:
-                self._state = SourceState.END
-                self.ended_early = self._short_by()
-                return None
-        index = self._next_index
-        self._next_index += 1
-        return image, index, index / self.fps
+        if not self._waiting and not self._grab_next():
+            self._state = SourceState.END
+            self.ended_early = self._short_by()
+            return None
+        self._waiting = False
+        ok, image = self._capture.retrieve()
+        if not ok or image is None:
+            raise SourceError(f"{self.name}: frame {self._last} does not decode")
+        return image, self._last, self._last / self.fps
+
+    def _stamp_index(self) -> int | None:
+        """The grabbed frame's index from its time stamp, or None when there is none."""
+        stamp = self._capture.get(cv2.CAP_PROP_POS_MSEC)
+        if not math.isfinite(stamp):
+            return None
+        return round((stamp - self._origin_ms) * self.fps / 1000.0)
+
+    def _grab_next(self) -> bool:
+        """Grab the next frame and number it; False at the end of the file."""
+        if not self._capture.grab():
+            return False
+        stamped = self._stamp_index()
+        index = self._last + 1
+        if stamped is not None and stamped >= index + _GAP_MIN_FRAMES:  # frames were skipped
+            gap = (index, stamped - 1)
+            if gap not in self.gaps:  # once, not again on every loop over the file
+                self.gaps.append(gap)
+                self._notices.append(
+                    f"frames {index} to {stamped - 1} ({stamped - index} frames) did not "
+                    "decode: the file is damaged there; reading goes on after them"
+                )
+            index = stamped
+        self._last = index
+        return True
 
     def _short_by(self) -> str | None:
         """Why the file ended now, when that is before the frame count its container declares.
 
-        Decoders stop at the first frame they cannot recover from, so a truncated file or one
-        with garbage over its middle reads like a short file. Containers' counts can be an
-        estimate (MPEG) and off by one, so one missing frame is not called damage.
+        A truncated file reads like a short file. Containers' counts can be an estimate (MPEG)
+        and off by one, so one missing frame is not called damage.
         """
-        declared, read = self.frame_count, self._next_index
+        declared, read = self.frame_count, self._last + 1
         if declared is None or read >= declared - 1:
             return None
         return (
@@ -356,37 +410,48 @@ class VideoFileSource(FrameSource):
         )
 
     def _seek(self, index: int) -> None:
-        if index == self._next_index:
+        position = self.position
+        if index == position:
             return
-        ahead = index - self._next_index
-        if 0 < ahead <= _DECODE_FORWARD_FRAMES:
-            self._skip(ahead)
-        elif index < _DECODE_FORWARD_FRAMES:
-            self._capture.release()
-            self._capture = self._open()
-            self._pending = None
-            self._next_index = 0
-            self._skip(index)
-        else:
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, float(index))
-            self._pending = None
-            self._next_index = index
+        if not position < index <= position + _DECODE_FORWARD_FRAMES and not (
+            index >= _DECODE_FORWARD_FRAMES and self._land_near(index)
+        ):
+            self._rewind()
+        while not (self._waiting and self._last >= index):
+            if not self._grab_next():
+                self._waiting = False
+                raise SourceError(
+                    f"{self.name}: the video ends before frame {index} (its last frame is "
+                    f"{self._last})"
+                )
+            self._waiting = True
 
-    def _skip(self, frames: int) -> None:
-        """Decode forward ``frames`` frames without converting them."""
-        if self._pending is not None:
-            self._pending = None
-            self._next_index += 1
-            frames -= 1
-        for _ in range(frames):
-            if not self._capture.grab():
-                raise SourceError(f"{self.name}: the video ends before frame {self._next_index}")
-            self._next_index += 1
+    def _last_seekable(self) -> int | None:
+        # MPEG containers declare one frame fewer than they hold; a seek past the real end
+        # fails when decoding gets there.
+        return None if self.frame_count is None else self.frame_count
+
+    def _land_near(self, index: int) -> bool:
+        """OpenCV's seek towards ``index``; True when the decoder's time stamp says it landed
+        on ``index`` or at most :data:`_DECODE_FORWARD_FRAMES` before it."""
+        self._capture.set(cv2.CAP_PROP_POS_FRAMES, float(index))
+        if not self._capture.grab():
+            return False
+        landed = self._stamp_index()
+        if landed is None or not index - _DECODE_FORWARD_FRAMES <= landed <= index:
+            return False
+        self._last, self._waiting = landed, True
+        return True
+
+    def _rewind(self) -> None:
+        """Open the file again, before its first frame."""
+        self._capture.release()
+        self._capture = self._open()
+        self._last, self._waiting = -1, False
 
     def close(self) -> None:
         if self._state is not SourceState.CLOSED:
             self._capture.release()
-            self._pending = None
         super().close()
 
 
