@@ -17,7 +17,7 @@ mapping, listed in the README): 0 done; 2 bad input (a :class:`~app.commands.com
 or an argparse error); 3 an output could not be written
 (:class:`~app.commands.common.OutputError`, or an ``OSError`` such as a full disk that a
 handler did not catch); 128 + the signal's number when a signal ended the command (130 SIGINT,
-143 SIGTERM, 129 SIGHUP; :mod:`app.commands.interrupt`); 1 only for a bug (with its traceback).
+143 SIGTERM, 129 SIGHUP; :mod:`app.interrupt`); 1 only for a bug (with its traceback).
 Heavy imports (Qt, the pipeline, torch models) stay inside the handlers.
 """
 
@@ -49,7 +49,7 @@ from app.commands.common import (
     CommandError,
 )
 from app.commands.explain import explain_file, read_frame
-from app.commands.interrupt import Interrupted, exit_status, raise_on_signals
+from app.interrupt import Interrupted, exit_status, raise_on_signals
 
 __all__ = [
     "DEFAULT_OUT",

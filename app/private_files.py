@@ -20,14 +20,17 @@ import contextlib
 import errno
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, BinaryIO
+
+from app.interrupt import deferred_signals
 
 __all__ = [
     "PRIVATE_DIR_MODE",
     "PRIVATE_FILE_MODE",
     "atomic_write",
+    "check_writable_folder",
     "fsync_dir",
     "fsync_file",
     "make_private",
@@ -35,6 +38,7 @@ __all__ = [
     "open_private",
     "private_opener",
     "write_atomic",
+    "write_files_atomic",
 ]
 
 PRIVATE_DIR_MODE = 0o700
@@ -168,6 +172,61 @@ def atomic_write(
         raise
     if sync:
         fsync_dir(path.parent)
+
+
+def check_writable_folder(folder: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that files can be written into ``folder`` (or, while it does
+    not exist, into the nearest existing folder above it, where it would be made), creating
+    nothing: a probe file, removed at once, asks the file system itself (read-only mounts,
+    permissions, ``/proc``), so a destination that cannot be written fails before minutes or
+    hours of work, not after. Returns ``folder``.
+
+    Raises:
+        NotADirectoryError: ``folder`` or the nearest existing path above it is a file.
+        OSError: no file can be created there; ``filename`` is the folder that refuses and
+            ``strerror`` the system's reason.
+    """
+    folder = Path(folder)
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(existing))
+    probe = existing / f".write-check-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        os.close(private_opener(str(probe), os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    except OSError as exc:
+        why = f"cannot create files there ({exc.strerror or exc})"
+        raise OSError(exc.errno, why, str(existing)) from None
+    probe.unlink()
+    return folder
+
+
+def write_files_atomic(
+    folder: str | os.PathLike[str],
+    payloads: Mapping[str, bytes | Callable[[BinaryIO], None]],
+    *,
+    sync: bool = True,
+    private: bool = True,
+) -> None:
+    """Write several files into ``folder`` as one set: each is written to its temporary name
+    first (see :func:`atomic_write`), and only when every one was written are they all renamed
+    into place, with ending signals held back meanwhile. A failure (a full disk) or a signal
+    while writing leaves the folder's previous files as they were, none half replaced.
+
+    Args:
+        folder: an existing folder.
+        payloads: file name -> bytes, or a function writing the file to a binary handle.
+        sync: as for :func:`atomic_write`.
+        private: as for :func:`atomic_write`.
+    """
+    with deferred_signals(), contextlib.ExitStack() as renames:
+        for name, payload in payloads.items():
+            handle = renames.enter_context(
+                atomic_write(Path(folder) / name, sync=sync, private=private)
+            )
+            if isinstance(payload, bytes):
+                handle.write(payload)
+            else:
+                payload(handle)
 
 
 def write_atomic(

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import cv2
@@ -244,3 +246,28 @@ def test_other_commands_still_refuse_unknown_arguments(
         main(["bench", "--bogus"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_sigterm_during_explain_exits_143_and_keeps_the_previous_outputs(
+    checkpoint: Path,
+    frame_png: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "out"
+    argv = ["explain", str(frame_png), "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert main([*argv, "--original", "--device", "cpu"]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    encode = cv2.imencode
+
+    def encode_then_signal(*args: object) -> object:  # mid-way through writing the pictures
+        os.kill(os.getpid(), signal.SIGTERM)
+        return encode(*args)
+
+    monkeypatch.setattr(cv2, "imencode", encode_then_signal)
+    previous = signal.getsignal(signal.SIGTERM)
+    assert main([*argv, "--device", "cpu", "--seed", "1"]) == 143
+    assert signal.getsignal(signal.SIGTERM) is previous
+    assert "interrupted by SIGTERM" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before

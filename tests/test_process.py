@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import csv
+import os
+import signal
 from pathlib import Path
 
 import cv2
 import pytest
 
 from app.cli import main
+from app.pipeline import headless
 from app.pipeline.sources import VideoFileSource
+from app.recording import SessionReader
 from app.render.panel_video import count_video_frames
+from app.render.panels import render_panels
 from tests.pipeline_support import (
     CLASSES,
     REAL_DATA,
@@ -212,3 +217,60 @@ def test_a_damaged_video_keeps_its_frame_numbers_and_the_gap_is_reported(
     assert f"frames {first} to {last} ({last - first + 1} frames) did not decode" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_process_record_like_the_end_of_the_video(
+    signum: int,
+    status: int,
+    checkpoint: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The signal arrives while the third frame is drawn (as ``timeout`` or Ctrl+C would):
+    that frame is finished, the video, the CSV and the session are closed, the summary is
+    printed and the status is 128 + the signal."""
+    video = phantom_video(tmp_path / "long.avi", frames=40)
+    drawn = 0
+
+    def render_then_signal(*args: object, **kwargs: object) -> object:
+        nonlocal drawn
+        drawn += 1
+        if drawn == 3:
+            os.kill(os.getpid(), signum)
+        return render_panels(*args, **kwargs)
+
+    monkeypatch.setattr(headless, "render_panels", render_then_signal)
+    before = signal.getsignal(signum)
+    out, session = tmp_path / "out", tmp_path / "session"
+    argv = ["process", str(video), "--checkpoint", str(checkpoint), "--out", str(out)]
+    argv += ["--record", str(session), "--original", "--device", "cpu", "--quiet"]
+    assert main(argv) == status
+    assert signal.getsignal(signum) is before  # the command's handlers are gone again
+    panels, table = outputs(out)
+    assert len(read_rows(table)) == count_video_frames(panels) == 3
+    recorded = SessionReader(session)
+    assert recorded.closed_cleanly and recorded.manifest["frames"] == 3 == len(recorded)
+    assert recorded.readable_frames == 3
+    printed = capsys.readouterr()
+    assert "3 frames in" in printed.out and "recorded 3 frames" in printed.out
+    assert f"interrupted by {signal.Signals(signum).name}" in printed.err
+    assert not list(out.glob(".*partial*"))
+
+
+def test_a_signal_before_the_first_frame_keeps_the_previous_outputs(
+    checkpoint: Path, video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    argv = ["process", str(video), "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert main([*argv, "--max-frames", "2", "--original", "--quiet"]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def signal_instead_of_analysing(*args: object, **kwargs: object) -> object:
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise RuntimeError("no frame of phantom.avi could be analysed")
+
+    monkeypatch.setattr(headless, "_write_outputs", signal_instead_of_analysing)
+    assert main([*argv, "--original", "--quiet"]) == 143
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before

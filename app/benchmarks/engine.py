@@ -9,11 +9,9 @@ For each method it times, at batch size 1, the median wall time of
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -138,8 +136,3 @@ def format_table(report: dict[str, Any]) -> str:
         )
     lines.append("(milliseconds, median)")
     return "\n".join(lines)
-
-
-def write_report(report: dict[str, Any], path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(report, indent=2) + "\n")

@@ -16,7 +16,6 @@ weights).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -39,7 +38,6 @@ __all__ = [
     "format_report",
     "random_checkpoint",
     "resident_mb",
-    "write_report",
 ]
 
 _POLL_S = 0.1
@@ -289,8 +287,3 @@ def format_report(report: dict[str, Any]) -> str:
         f"{rss[-1][0]} frames ({report['rss_growth_mb']:+.1f} MiB)"
     )
     return "\n".join(lines)
-
-
-def write_report(report: dict[str, Any], path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(report, indent=2) + "\n")

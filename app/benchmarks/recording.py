@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -31,7 +30,7 @@ from app.pipeline.sources import open_source
 from app.recording.background import BackgroundRecorder
 from app.recording.writer import SessionRecorder
 
-__all__ = ["benchmark_recording", "write_report"]
+__all__ = ["benchmark_recording"]
 
 
 def _folder_bytes(folder: Path) -> int:
@@ -117,8 +116,3 @@ def benchmark_recording(
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def write_report(report: dict[str, Any], path: str | Path) -> None:
-    """Write the report as indented JSON (what the command prints)."""
-    Path(path).write_text(json.dumps(report, indent=2) + "\n")

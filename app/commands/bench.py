@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.commands.common import CommandError
+from app.commands.common import CommandError, add_json_option, check_json_report, write_json_report
 from app.explain import METHODS
 
 __all__ = ["add_parser"]
@@ -37,12 +37,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default=30.0,
         help="seconds per measurement before stopping early (at least one run)",
     )
-    bench.add_argument("--json", help="write the report as JSON here")
+    add_json_option(bench)
     bench.set_defaults(handler=_cmd_bench)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from app.benchmarks.engine import benchmark_engine, format_table, write_report
+    from app.benchmarks.engine import benchmark_engine, format_table
+
+    report_file = check_json_report(args.json)
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -60,7 +62,5 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         progress=lambda line: print(line, file=sys.stderr),
     )
     print(format_table(report))
-    if args.json:
-        write_report(report, args.json)
-        print(f"wrote {args.json}")
+    write_json_report(report, report_file)
     return 0

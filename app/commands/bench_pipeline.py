@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from app.argument_types import float_in, int_in
-from app.commands.common import CommandError
+from app.commands.common import CommandError, add_json_option, check_json_report, write_json_report
 from app.explain import METHODS
 
 __all__ = ["add_parser"]
@@ -42,12 +42,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     bench_pipeline.add_argument(
         "--rss-every", type=int_in(1), default=500, help="sample resident memory every N frames"
     )
-    bench_pipeline.add_argument("--json", help="write the report as JSON here")
+    add_json_option(bench_pipeline)
     bench_pipeline.set_defaults(handler=_cmd_bench_pipeline)
 
 
 def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from app.benchmarks.pipeline import benchmark_pipeline, format_report, write_report
+    from app.benchmarks.pipeline import benchmark_pipeline, format_report
+
+    report_file = check_json_report(args.json)
     from app.pipeline import SettingsError, SourceError
 
     if args.threads:
@@ -73,7 +75,5 @@ def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
     except (SourceError, SettingsError) as exc:
         raise CommandError(str(exc)) from exc
     print(format_report(report))
-    if args.json:
-        write_report(report, args.json)
-        print(f"wrote {args.json}")
+    write_json_report(report, report_file)
     return 0

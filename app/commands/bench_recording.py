@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from app.commands.common import CommandError
+from app.commands.common import CommandError, add_json_option, check_json_report, write_json_report
 from app.explain import METHODS
 
 __all__ = ["add_parser"]
@@ -23,12 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     bench_recording.add_argument("--frames", type=int, default=200)
     bench_recording.add_argument("--method", default="gradcam++", choices=list(METHODS))
     bench_recording.add_argument("--passes", type=int, default=10)
-    bench_recording.add_argument("--json", help="write the report here too")
+    add_json_option(bench_recording)
     bench_recording.set_defaults(handler=_cmd_bench_recording)
 
 
 def _cmd_bench_recording(args: argparse.Namespace) -> int:
-    from app.benchmarks.recording import benchmark_recording, write_report
+    from app.benchmarks.recording import benchmark_recording
+
+    report_file = check_json_report(args.json)
     from app.pipeline import SettingsError, SourceError
 
     try:
@@ -38,6 +40,5 @@ def _cmd_bench_recording(args: argparse.Namespace) -> int:
     except (SourceError, SettingsError) as exc:
         raise CommandError(str(exc)) from exc
     print(json.dumps(report, indent=2))
-    if args.json:
-        write_report(report, args.json)
+    write_json_report(report, report_file)
     return 0

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
 from app.argument_types import int_in
-from app.commands.common import DEFAULT_OUT, CommandError, add_explanation_options
+from app.commands.common import DEFAULT_OUT, CommandError, OutputError, add_explanation_options
 
 if TYPE_CHECKING:
     from app.pipeline.sources import SourceFrame
@@ -100,7 +101,7 @@ def explain_file(
 
     from app.pipeline import FrameAnalyzer, PipelineSettings, SettingsError
     from app.preprocess.field_of_view import to_gray_float
-    from app.private_files import make_private_dirs, write_atomic
+    from app.private_files import check_writable_folder, make_private_dirs, write_files_atomic
     from app.render.overlay import (
         ENHANCED_COLORMAP,
         ENHANCED_LEVELS,
@@ -110,6 +111,10 @@ def explain_file(
         to_uint8_gray,
     )
 
+    try:
+        check_writable_folder(out)
+    except OSError as exc:
+        raise OutputError.cannot_write("the explanation", out, exc) from exc
     frame = _read_source_frame(image, frame_index)
     try:
         analyzer = FrameAnalyzer(
@@ -130,7 +135,6 @@ def explain_file(
         raise CommandError(f"{image}: {exc}") from exc
     explanation = result.explanation
 
-    make_private_dirs(out)
     mean_up, cv_up = result.maps()
     pictures = {
         "raw.png": to_uint8_gray(to_gray_float(frame.image)),
@@ -139,17 +143,18 @@ def explain_file(
         ),
         "risk.png": blend(result.display, cv_up, RISK_LEVELS, RISK_COLORMAP, mask=result.fov_mask),
     }
+    files: dict[str, bytes | Callable[[BinaryIO], None]] = {}
     for name, picture in pictures.items():
         ok, png = cv2.imencode(".png", picture)
         if not ok:
             raise CommandError(f"OpenCV cannot encode {name}")
-        write_atomic(out / name, png.tobytes(), sync=False)
+        files[name] = png.tobytes()
     arrays = {
         **explanation.to_numpy(),
         "display": result.display,
         "class_names": np.array(result.class_names),
     }
-    write_atomic(out / "maps.npz", lambda fh: np.savez_compressed(fh, **arrays), sync=False)
+    files["maps.npz"] = lambda fh: np.savez_compressed(fh, **arrays)
     summary = {
         "image": image.name,
         "frame": frame.source_index,
@@ -167,9 +172,14 @@ def explain_file(
         "mutual_information_nats": result.mutual_information,
         "mean_cv_in_fov": result.mean_cv_in_fov(cv_up),
         "timings_ms": {k: round(v, 2) for k, v in explanation.timings_ms.items()},
-        "outputs": ["raw.png", "enhanced.png", "risk.png", "maps.npz"],
+        "outputs": [*files],
     }
-    write_atomic(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode(), sync=False)
+    files["summary.json"] = (json.dumps(summary, indent=2) + "\n").encode()
+    try:
+        make_private_dirs(out)
+        write_files_atomic(out, files, sync=False)  # all five or none: the old set stays whole
+    except OSError as exc:
+        raise OutputError.cannot_write("the explanation", out, exc) from exc
     return summary
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.argument_types import int_in
-from app.commands.common import DEFAULT_OUT, CommandError, add_explanation_options
+from app.commands.common import DEFAULT_OUT, CommandError, OutputError, add_explanation_options
+from app.interrupt import Interrupted, stop_on_signals
 
 if TYPE_CHECKING:
     from app.pipeline import PipelineSettings
@@ -72,6 +73,12 @@ def _cmd_process(args: argparse.Namespace) -> int:
         raise CommandError(
             "process needs a model: pass --checkpoint FILE, a checkpoint written by this project"
         )
+    from app.private_files import check_writable_folder
+
+    try:
+        check_writable_folder(args.out)
+    except OSError as exc:
+        raise OutputError.cannot_write("the panel video and table", Path(args.out), exc) from exc
     settings = _pipeline_settings(args, Path(args.checkpoint))
     recorder = None
     if args.record:
@@ -84,17 +91,23 @@ def _cmd_process(args: argparse.Namespace) -> int:
         except RecordingError as exc:
             raise CommandError(str(exc)) from exc
     try:
-        report = process(
-            args.video,
-            settings,
-            Path(args.out),
-            max_frames=args.max_frames,
-            panel_height=args.panel_height,
-            progress=not args.quiet,
-            on_result=None if recorder is None else recorder.write,
-        )
+        with stop_on_signals() as stop:
+            report = process(
+                args.video,
+                settings,
+                Path(args.out),
+                max_frames=args.max_frames,
+                panel_height=args.panel_height,
+                progress=not args.quiet,
+                on_result=None if recorder is None else recorder.write,
+                should_stop=stop.is_set,
+            )
     except (SourceError, SettingsError, RuntimeError) as exc:
+        if stop.signum is not None:  # stopped before the first frame: nothing to keep
+            raise Interrupted(stop.signum) from exc
         raise CommandError(str(exc)) from exc
+    except OSError as exc:  # a full disk: the previous outputs are as they were
+        raise OutputError.cannot_write("the panel video and table", Path(args.out), exc) from exc
     finally:
         if recorder is not None:
             recorder.close_or_remove()  # a run that analysed nothing leaves no session behind
@@ -109,4 +122,11 @@ def _cmd_process(args: argparse.Namespace) -> int:
         if recorder.error:
             print(f"warning: {recorder.error}", file=sys.stderr)
         print(f"recorded {recorder.frames_saved} frames into {recorder.folder}")
+    if stop.exit_status is not None:
+        print(
+            f"interrupted by {stop.signal_name}: stopped after {report.frames} frames, the "
+            "outputs above hold them and are complete",
+            file=sys.stderr,
+        )
+        return stop.exit_status
     return 0

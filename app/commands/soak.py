@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from app.commands.common import CommandError
+from app.commands.common import CommandError, add_json_option, check_json_report, write_json_report
 from app.explain import METHODS
 
 __all__ = ["add_parser"]
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     soak.add_argument("--sample-s", type=float, default=60.0, help="length of a sample period")
     soak.add_argument("--switches", type=int, default=200, help="source switches afterwards")
     soak.add_argument("--changes", type=int, default=500, help="settings changes afterwards")
-    soak.add_argument("--json", help="write the report as JSON here")
+    add_json_option(soak)
     soak.set_defaults(handler=_cmd_soak)
 
 
@@ -38,8 +38,9 @@ def _cmd_soak(args: argparse.Namespace) -> int:
     from app.assets import DEMO_CHECKPOINT, DEMO_SOURCE
     from app.pipeline import Mode, PipelineSettings, SettingsError
     from app.ui.options import ViewerOptions
-    from app.ui.soak import SoakSample, soak, write_report
+    from app.ui.soak import SoakSample, soak
 
+    report_file = check_json_report(args.json)
     source = Path(args.source) if args.source else DEMO_SOURCE
     checkpoint = Path(args.checkpoint) if args.checkpoint else DEMO_CHECKPOINT
     for path in (source, checkpoint):
@@ -70,7 +71,5 @@ def _cmd_soak(args: argparse.Namespace) -> int:
     except TimeoutError as exc:
         raise CommandError(str(exc)) from exc
     print(report.format())
-    if args.json:
-        write_report(report, args.json)
-        print(f"wrote {args.json}")
+    write_json_report(report.to_dict(), report_file)
     return 0

@@ -52,6 +52,7 @@ class ProcessReport:
             and for a file that ended before its declared end (truncated or damaged).
         seconds: wall time of the processing.
         codec: the FourCC of the video.
+        stopped: ``should_stop`` ended the run before the source's end.
     """
 
     video: Path
@@ -60,6 +61,7 @@ class ProcessReport:
     failed: list[str]
     seconds: float
     codec: str
+    stopped: bool = False
 
     @property
     def frames_per_second(self) -> float:
@@ -75,6 +77,7 @@ def process(
     panel_height: int | None = None,
     progress: bool = True,
     on_result: Callable[[FrameResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ProcessReport:
     """Explain every frame of ``source`` and write the panel video and the CSV to ``out_dir``.
 
@@ -86,6 +89,9 @@ def process(
         panel_height: panel height in the video (None: the model's input height).
         progress: show a tqdm progress bar on stderr.
         on_result: called with every result, in order (e.g. to collect figures).
+        should_stop: polled after every frame; when it returns True the run ends there as at
+            the end of the source (outputs closed and moved into place, ``stopped`` set in
+            the report), e.g. on SIGTERM.
 
     Returns:
         A :class:`ProcessReport`.
@@ -111,7 +117,13 @@ def process(
     video = PanelVideoWriter(partial.with_name(partial.name + ".panels"), pipeline.fps)
     try:
         report = _write_outputs(
-            pipeline, name, video, partial_table, max_frames, panel_height, progress, on_result
+            pipeline,
+            name,
+            video,
+            partial_table,
+            _Limits(max_frames, panel_height, should_stop or (lambda: False)),
+            progress,
+            on_result,
         )
         video_path = out / f"{name}.panels{report.video.suffix}"
         os.replace(partial_table, table_path)
@@ -126,13 +138,21 @@ def process(
     return dataclasses.replace(report, video=video_path, table=table_path)
 
 
+@dataclass(frozen=True)
+class _Limits:
+    """When a run ends before its source does, and how tall its panels are."""
+
+    max_frames: int | None
+    panel_height: int | None
+    should_stop: Callable[[], bool]
+
+
 def _write_outputs(
     pipeline: Pipeline,
     name: str,
     video: PanelVideoWriter,
     table_path: Path,
-    max_frames: int | None,
-    panel_height: int | None,
+    limits: _Limits,
     progress: bool,
     on_result: Callable[[FrameResult], None] | None,
 ) -> ProcessReport:
@@ -140,11 +160,12 @@ def _write_outputs(
     something was analysed and that the video reads back whole."""
     from tqdm import tqdm
 
-    total = pipeline.frame_count
+    total, max_frames = pipeline.frame_count, limits.max_frames
     if max_frames is not None:
         total = max_frames if total is None else min(total, max_frames)
     failed: list[str] = []
     frames = 0
+    stopped = False
     start = time.monotonic()
     with (
         pipeline,
@@ -158,7 +179,13 @@ def _write_outputs(
                 summary = result.summary(result.mean_cv_in_fov(cv), t0=start)
                 video.write(
                     render_panels(
-                        summary, result.raw, result.display, result.fov_mask, mean, cv, panel_height
+                        summary,
+                        result.raw,
+                        result.display,
+                        result.fov_mask,
+                        mean,
+                        cv,
+                        limits.panel_height,
                     )
                 )
                 if writer is None:
@@ -170,6 +197,9 @@ def _write_outputs(
                 frames += 1
                 bar.update(1)
                 if max_frames is not None and frames >= max_frames:
+                    break
+                if limits.should_stop():
+                    stopped = True
                     break
         finally:
             video.close()
@@ -185,4 +215,4 @@ def _write_outputs(
             f"the panel video of {name} reads back with {written} frames, {frames} were "
             f"written ({video.codec}); the video is incomplete"
         )
-    return ProcessReport(video.path, table_path, frames, failed, seconds, video.codec)
+    return ProcessReport(video.path, table_path, frames, failed, seconds, video.codec, stopped)

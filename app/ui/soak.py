@@ -12,7 +12,6 @@ figures. The test suite runs a short one.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -299,7 +298,3 @@ def soak(
         window.deleteLater()
         app.processEvents()
     return report
-
-
-def write_report(report: SoakReport, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(report.to_dict(), indent=2) + "\n")

@@ -21,6 +21,7 @@ __all__ = [
     "ENDING_SIGNALS",
     "Interrupted",
     "StopRequest",
+    "deferred_signals",
     "exit_status",
     "raise_on_signals",
     "stop_on_signals",
@@ -122,3 +123,25 @@ def stop_on_signals() -> Iterator[StopRequest]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold ending signals back while the block runs (a few renames that must happen all or
+    not at all), then deliver the first one that arrived. A no-op off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, _frame: object) -> None:
+        held.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in ENDING_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if held:
+            signal.raise_signal(held[0])
