@@ -1,6 +1,10 @@
-"""Shared helpers for the recording and review tests: an Explanation from hand-made maps."""
+"""Shared helpers for the recording and review tests: an Explanation from hand-made maps, a
+result chunk damaged inside."""
 
 from __future__ import annotations
+
+import zipfile
+from pathlib import Path
 
 import torch
 
@@ -31,3 +35,15 @@ def explanation_from(
         target_layer="layer4",
         timings_ms={"forward": 1.0, "total": 2.0},
     )
+
+
+def corrupt_chunk(path: Path) -> None:
+    """Flip bytes inside the compressed ``mean`` array of a result chunk: the zip's directory
+    and the other arrays (``position`` among them) still read, as after a bad sector."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("mean.npy")
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)  # the data
+    for i in range(start + 8, start + 40):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))

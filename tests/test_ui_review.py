@@ -1,6 +1,7 @@
 """The review window, offscreen, on a small recorded session and no model file anywhere:
 panels drawn from the stored results, playback, uncertain moments, bookmarks that survive a
-reopen, the timeline strip, clip and snapshot exports, and a damaged frame."""
+reopen, the timeline strip, clip and snapshot exports, a damaged frame and a damaged result
+chunk."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from app.review import BookmarkStore, ReviewSession, next_uncertain, uncertainty
 from app.ui.review_window import ReviewWindow, _ClipDialog, open_review
 from app.ui.viewer import application
 from models.checkpoint import CheckpointMetadata
-from tests.session_support import explanation_from
+from tests.session_support import corrupt_chunk, explanation_from
 from tests.test_recording import fake_metadata
 
 CLASSES = ("glioblastoma", "meningioma")
@@ -350,3 +351,38 @@ def test_open_review_and_an_interrupted_session(qtbot: QtBot, tmp_path: Path) ->
     assert window.isVisible() and len(window.session) == 3
     assert window.warning_line.isVisibleTo(window)
     assert "disk full" in window.warning_line.text()
+
+
+def test_a_damaged_result_chunk_shows_what_it_can(
+    qtbot: QtBot, session_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corrupt_chunk(session_dir / "results" / "chunk_00001.npz")  # frames 5-9 (chunks of 5)
+    window = _window(qtbot, session_dir, tmp_path)
+    assert (
+        len(window.session) == FRAMES and "12 frames, 5 unreadable" in window.describe_line.text()
+    )
+    assert window.warning_line.isVisibleTo(window)
+    assert "frames 5-9 (chunk 1) are unreadable" in window.warning_line.text()
+    strip = window.timeline_strip
+    assert strip.count == FRAMES and list(strip.class_idx[5:10]) == [-1] * 5  # grey: unknown
+    assert window.frame is not None and np.array_equal(window.panels.raw.image, _raw(0))
+
+    window.show_frame(7)
+    assert window.frame is None and "frames 5-9 (chunk 1)" in (window.frame_error or "")
+    assert "cannot be read" in window.panels.risk.caption.text
+    assert "chunk 1" in window.banners.source.text
+    window.show_frame(10)  # the next chunk reads again, at its own position
+    assert window.frame is not None and window.frame.record.frame_id == 10
+    assert np.array_equal(window.panels.raw.image, _raw(10))
+
+    window.show_frame(3)
+    window.play()  # through the damaged frames to the end
+    qtbot.waitUntil(lambda: not window.playing, timeout=10_000)
+    assert window.position == FRAMES - 1 and window.frame is not None
+
+    window.show_frame(0)
+    monkeypatch.setattr(_ClipDialog, "exec", lambda self: QDialog.DialogCode.Accepted)
+    window.choose_clip()  # the whole session: the damaged frames are left out, and said so
+    (clip,) = (tmp_path / "exports").glob("session-clip.*")
+    assert cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FRAME_COUNT) == FRAMES - 5
+    assert "5 unreadable frames left out (5-9)" in window.statusBar().currentMessage()

@@ -9,12 +9,13 @@ session = SessionReader(folder); image, record = session.frame(0)
 from app.recording.background import BackgroundRecorder
 from app.recording.layout import DEFAULT_SESSIONS_DIR, new_session_folder
 from app.recording.manifest import RecordingError, describe_source
-from app.recording.reader import FrameRecord, SessionReader, Timeline
+from app.recording.reader import DamagedFrames, FrameRecord, SessionReader, Timeline
 from app.recording.writer import SessionRecorder
 
 __all__ = [
     "DEFAULT_SESSIONS_DIR",
     "BackgroundRecorder",
+    "DamagedFrames",
     "FrameRecord",
     "RecordingError",
     "SessionReader",

@@ -40,8 +40,11 @@ __all__ = [
     "decode_frame",
     "encode_frame",
     "frame_file",
+    "frame_folder",
     "new_session_folder",
     "parse_chunk_file",
+    "parse_frame_file",
+    "parse_frame_folder",
 ]
 
 RESULTS_DIR = "results"
@@ -56,6 +59,8 @@ GREY3_SUFFIX = ".g3.png"
 """Suffix of a colour frame whose three channels were equal, stored as one grey channel."""
 
 _CHUNK_RE = re.compile(r"^chunk_(\d{5,})(\.partial)?\.npz$")
+_FRAME_RE = re.compile(r"^(\d{6,})\.")
+_FRAME_FOLDER_RE = re.compile(r"^chunk_(\d{5,})$")
 
 
 def chunk_file(index: int, *, partial: bool = False) -> str:
@@ -69,10 +74,27 @@ def parse_chunk_file(name: str) -> tuple[int, bool] | None:
     return (int(match.group(1)), match.group(2) is not None) if match else None
 
 
+def frame_folder(chunk: int) -> str:
+    """Folder of chunk ``chunk``'s source frames, relative to the session folder."""
+    return f"{FRAMES_DIR}/chunk_{chunk:05d}"
+
+
 def frame_file(chunk: int, position: int, suffix: str) -> str:
     """Path of a frame's file relative to the session folder; ``suffix`` from
     :func:`encode_frame`."""
-    return f"{FRAMES_DIR}/chunk_{chunk:05d}/{position:06d}{suffix}"
+    return f"{frame_folder(chunk)}/{position:06d}{suffix}"
+
+
+def parse_frame_folder(name: str) -> int | None:
+    """The chunk index of a frame folder's name (``chunk_00002``: 2); None for anything else."""
+    match = _FRAME_FOLDER_RE.match(name)
+    return int(match.group(1)) if match else None
+
+
+def parse_frame_file(name: str) -> int | None:
+    """The position of a frame file's name (``000123.png``: 123); None for anything else."""
+    match = _FRAME_RE.match(name)
+    return int(match.group(1)) if match else None
 
 
 def _png_ok(image: np.ndarray) -> bool:

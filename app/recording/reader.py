@@ -1,8 +1,13 @@
 """Open a recorded session for review, without a model.
 
 Reads sessions that closed cleanly and sessions whose process died: the newest complete or
-partial result chunk is used, a truncated last line of ``frames.csv`` is dropped, and a chunk
-file that does not load is skipped (reported in :attr:`SessionReader.warnings`).
+partial result chunk is used and a truncated last line of ``frames.csv`` is dropped.
+
+A damaged session stays reviewable: every result chunk is read whole when the session opens
+(a flipped byte only shows when its array is decompressed), and the frames of a chunk that is
+corrupt, truncated or deleted keep their positions and are listed in
+:attr:`SessionReader.damaged`; :meth:`SessionReader.frame` refuses them with a message that
+says which chunk and why, and the frames of intact chunks read as before.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import csv
 import io
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,17 +25,48 @@ import numpy as np
 
 from app.recording.layout import (
     DISPLAY_LOG_NAME,
+    FRAMES_DIR,
     RESULTS_DIR,
     TABLE_NAME,
+    chunk_file,
     decode_frame,
+    frame_folder,
     parse_chunk_file,
+    parse_frame_file,
+    parse_frame_folder,
 )
 from app.recording.manifest import RecordingError, read_manifest
 from app.render.summary import FrameSummary
 
-__all__ = ["FrameRecord", "SessionReader", "Timeline"]
+__all__ = ["DamagedFrames", "FrameRecord", "SessionReader", "Timeline"]
 
 _CACHED_CHUNKS = 4
+_LOAD_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+"""What ``np.load`` of a damaged ``.npz`` raises (a bad CRC, a broken stream, a cut file)."""
+_PER_FRAME = (
+    "position",
+    "image_file",
+    "frame_id",
+    "source_index",
+    "capture_time",
+    "source_time",
+    "result_time",
+    "latency_ms",
+    "mean",
+    "cv",
+    "probs",
+    "class_idx",
+    "entropy",
+    "mutual_information",
+    "mean_cv",
+    "fov",
+    "fov_found",
+    "method",
+    "passes",
+    "timings_ms",
+)
+"""The arrays of a result chunk with one row per frame (``pass_probs``, ``mc`` and
+``fov_source`` optional: sessions recorded before them read as before)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +103,7 @@ class FrameRecord:
     fov: tuple[float, float, float]
     fov_found: bool
     timings_ms: dict[str, float]
+    fov_source: str = "unknown"
 
     @property
     def class_name(self) -> str:
@@ -100,13 +138,89 @@ class FrameRecord:
             fov=self.fov,
             fov_found=self.fov_found,
             timings_ms=dict(self.timings_ms),
+            fov_source=self.fov_source,
         )
 
 
 @dataclass(frozen=True)
+class DamagedFrames:
+    """Frames ``first`` to ``last`` (inclusive) whose results cannot be read: the result
+    chunks that held them (empty when not known) and why."""
+
+    first: int
+    last: int
+    chunks: tuple[int, ...]
+    reason: str
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+    def __contains__(self, position: object) -> bool:
+        return isinstance(position, int) and self.first <= position <= self.last
+
+    def describe(self) -> str:
+        """E.g. ``frames 10-19 (chunk 1) are unreadable: results/chunk_00001.npz is corrupt
+        (...)``."""
+        one = self.count == 1
+        frames = f"frame {self.first}" if one else f"frames {self.first}-{self.last}"
+        where = f" ({_chunks_label(self.chunks)})" if self.chunks else ""
+        return f"{frames}{where} {'is' if one else 'are'} unreadable: {self.reason}"
+
+
+def _chunks_label(chunks: tuple[int, ...]) -> str:
+    """``chunk 1``, ``chunks 1-3`` (consecutive) or ``chunks 1, 4``."""
+    if len(chunks) == 1:
+        return f"chunk {chunks[0]}"
+    if list(chunks) == list(range(chunks[0], chunks[-1] + 1)):
+        return f"chunks {chunks[0]}-{chunks[-1]}"
+    return "chunks " + ", ".join(map(str, chunks))
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int, int]]:
+    """(first, last, value) of each run of equal values of a 1-D integer array."""
+    if not values.size:
+        return []
+    breaks = np.flatnonzero(np.diff(values)) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [values.size])) - 1
+    return [(int(a), int(b), int(values[a])) for a, b in zip(starts, ends, strict=True)]
+
+
+def _load_chunk(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a result chunk, checked to be whole and consistent.
+
+    Raises:
+        RecordingError: the file is missing, cut short, corrupt or not a result chunk.
+    """
+    name = f"{RESULTS_DIR}/{path.name}"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}  # reads (and CRC-checks) every member
+    except FileNotFoundError:
+        raise RecordingError(f"{name} is missing") from None
+    except _LOAD_ERRORS as exc:
+        raise RecordingError(f"{name} is corrupt ({exc or type(exc).__name__})") from None
+    missing = [k for k in (*_PER_FRAME, "class_names", "timing_names") if k not in arrays]
+    if missing:
+        raise RecordingError(f"{name} is corrupt (no {', '.join(missing)} array)")
+    positions = arrays["position"]
+    rows = len(positions)
+    uneven = [k for k in _PER_FRAME if len(arrays[k]) != rows]
+    if uneven or positions.ndim != 1 or not np.issubdtype(positions.dtype, np.integer):
+        raise RecordingError(f"{name} is corrupt (its arrays disagree on the frame count)")
+    if not rows:
+        raise RecordingError(f"{name} is corrupt (it holds no frame)")
+    if positions[0] < 0 or np.any(np.diff(positions) <= 0):
+        raise RecordingError(f"{name} is corrupt (its frame positions are out of order)")
+    return arrays
+
+
+@dataclass(frozen=True)
 class Timeline:
-    """Per-frame series for a strip plot: class explained, mean CV in the FOV (NaN where
-    undefined), capture time in seconds since the session started."""
+    """Per-frame series for a strip plot: class explained (-1 where the frame's results cannot
+    be read), mean CV in the FOV (NaN where undefined or unreadable), capture time in seconds
+    since the session started (NaN where unreadable)."""
 
     class_idx: np.ndarray
     mean_cv: np.ndarray
@@ -124,6 +238,9 @@ def _complete_rows(path: Path) -> list[dict[str, str]]:
 class SessionReader:
     """A recorded session folder (see :mod:`app.recording.layout`).
 
+    ``len()`` counts every frame recorded, damaged ones included (see :attr:`damaged`), so a
+    frame keeps its position whatever happened to the chunks before it.
+
     Raises:
         RecordingError: the folder is not a session (no readable manifest).
     """
@@ -132,9 +249,14 @@ class SessionReader:
         self.folder = Path(folder)
         self.manifest: dict[str, Any] = read_manifest(self.folder)
         self.warnings: list[str] = []
+        """Damage worked around while opening (a partial chunk read instead of a corrupt
+        complete one), for the user."""
+        self.damaged: list[DamagedFrames] = []
+        """The runs of frames whose results cannot be read, in order."""
         self._t0 = float(self.manifest.get("monotonic_start") or 0.0)  # checked: finite
         self._chunks: list[Path] = []
-        self._index: list[tuple[int, int]] = []  # position -> (chunk slot, row)
+        self._index: list[tuple[int, int] | None] = []  # position -> (chunk slot, row)
+        self._series: list[dict[str, np.ndarray]] = []  # per chunk slot: the timeline's arrays
         self._cache: dict[int, dict[str, np.ndarray]] = {}
         self._scan()
 
@@ -151,17 +273,35 @@ class SessionReader:
     def __len__(self) -> int:
         return len(self._index)
 
+    @property
+    def readable_frames(self) -> int:
+        """Frames whose results can be read (``len()`` less the :attr:`damaged` ones)."""
+        return len(self) - sum(span.count for span in self.damaged)
+
+    def damage(self, position: int) -> DamagedFrames | None:
+        """The run of damaged frames that holds ``position`` (None for a readable frame)."""
+        return next((span for span in self.damaged if position in span), None)
+
     def frame(self, i: int) -> tuple[np.ndarray, FrameRecord]:
         """The source frame (as captured) and the results of frame ``i``.
 
         Raises:
             IndexError: ``i`` is out of range.
-            RecordingError: the frame's image file is missing or corrupt.
+            RecordingError: the frame's results (its chunk) or its image file are missing or
+                corrupt.
         """
         if not -len(self) <= i < len(self):
             raise IndexError(f"frame {i} is outside the session ({len(self)} frames)")
-        slot, row = self._index[i]
-        a = self._chunk(slot)
+        i %= len(self)
+        entry = self._index[i]
+        if entry is None:
+            span = self.damage(i)
+            raise RecordingError(f"frame {i}: {span.describe() if span else 'unreadable'}")
+        slot, row = entry
+        try:
+            a = self._chunk(slot)
+        except RecordingError as exc:  # changed on disk since the session was opened
+            raise RecordingError(f"frame {i}: {exc}") from None
         path = self.folder / str(a["image_file"][row])
         try:
             image = decode_frame(path)
@@ -170,21 +310,18 @@ class SessionReader:
         return image, self._record(a, row)
 
     def timeline(self) -> Timeline:
-        """Class index, mean CV and time of every frame, in order."""
-        parts: dict[str, list[np.ndarray]] = {"class_idx": [], "mean_cv": [], "capture_time": []}
-        for slot in range(len(self._chunks)):
-            a = self._chunk(slot)
-            for key in parts:
-                parts[key].append(a[key])
-
-        def cat(key: str, dtype: type) -> np.ndarray:
-            return np.concatenate(parts[key]).astype(dtype) if parts[key] else np.zeros(0, dtype)
-
-        return Timeline(
-            class_idx=cat("class_idx", np.int32),
-            mean_cv=cat("mean_cv", np.float32),
-            time_s=cat("capture_time", np.float64) - self._t0,
-        )
+        """Class index, mean CV and time of every frame, in order (-1 / NaN for the frames
+        whose results cannot be read)."""
+        n = len(self)
+        class_idx = np.full(n, -1, np.int32)
+        mean_cv = np.full(n, np.nan, np.float32)
+        time_s = np.full(n, np.nan, np.float64)
+        for series in self._series:
+            at = series["position"]
+            class_idx[at] = series["class_idx"]
+            mean_cv[at] = series["mean_cv"]
+            time_s[at] = series["capture_time"] - self._t0
+        return Timeline(class_idx=class_idx, mean_cv=mean_cv, time_s=time_s)
 
     def table(self) -> list[dict[str, str]]:
         """The rows of ``frames.csv``; an incomplete last line (a kill mid-write) is dropped."""
@@ -218,26 +355,122 @@ class SessionReader:
             parsed = parse_chunk_file(path.name)
             if parsed is not None:
                 found.setdefault(parsed[0], {})[parsed[1]] = path
+        problems: dict[int, str] = {}  # chunk index -> why (some of) its results are gone
+        read: list[tuple[int, int, int]] = []  # (chunk index, first, last position) per slot
         for index in sorted(found):
-            candidates = [found[index][p] for p in (False, True) if p in found[index]]
-            for path in candidates:  # complete first; a partial when the complete is unusable
+            failed: list[str] = []
+            for path in (found[index][p] for p in (False, True) if p in found[index]):
+                # complete first; a partial when the complete is unusable
                 try:
-                    with np.load(path, allow_pickle=False) as npz:
-                        positions = npz["position"]
-                except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-                    self.warnings.append(f"{path.name} does not load and is skipped: {exc}")
+                    arrays = _load_chunk(path)
+                except RecordingError as exc:
+                    failed.append(str(exc))
                     continue
-                slot = len(self._chunks)
+                positions = arrays["position"]
+                if read and positions[0] <= read[-1][2]:
+                    failed.append(
+                        f"{RESULTS_DIR}/{path.name} is corrupt (its frame positions overlap "
+                        f"chunk {read[-1][0]}'s)"
+                    )
+                    continue
+                if failed:
+                    self.warnings.append(f"{failed[0]}; {path.name} is read instead")
+                    problems[index] = failed[0]
                 self._chunks.append(path)
-                self._index.extend((slot, row) for row in range(len(positions)))
+                self._series.append(
+                    {k: arrays[k] for k in ("position", "class_idx", "mean_cv", "capture_time")}
+                )
+                read.append((index, int(positions[0]), int(positions[-1])))
                 break
+            else:
+                problems[index] = "; ".join(failed)
+        # a deleted chunk below the last one found; a chunk holds a frame at least, so no real
+        # index reaches the frame count (a stray file named chunk_99999999.npz is not a gap)
+        top, known = max(found, default=0), read[-1][2] + 1 if read else 0
+        for index in range(top if top <= known else min(top, len(self.table()))):
+            if index not in found:
+                problems[index] = f"{RESULTS_DIR}/{chunk_file(index)} is missing"
+        count = self._claimed_count(read, problems)
+        stored = {index: self._stored_positions(index) for index in problems}
+        count = max([count, *(max(p, default=-1) + 1 for p in stored.values())])
+        self._index = [None] * count
+        for slot, series in enumerate(self._series):
+            for row, position in enumerate(series["position"].tolist()):
+                self._index[position] = (slot, row)
+        self.damaged = self._find_damage(read, problems, stored)
+        told = {index for span in self.damaged for index in span.chunks}
+        self.warnings.extend(  # an unreadable file that no missing frame is known to come from
+            f"{problems[index]}; no frame is known to be missing with it"
+            for index in sorted(set(problems) - told - {i for i, _, _ in read})
+            if index in found
+        )
+
+    def _claimed_count(self, read: list[tuple[int, int, int]], problems: dict[int, str]) -> int:
+        """Frames recorded as far as the readable chunks and the manifest tell: for a session
+        that closed, the manifest's count as far as ``frames.csv`` bears it out (a trailing
+        chunk may have been deleted; a hand-edited count must not invent frames). The chunks
+        missing at the end (those with an image folder, else the next one) are added to
+        ``problems``."""
+        count = read[-1][2] + 1 if read else 0
+        claimed = self.manifest.get("frames")
+        if isinstance(claimed, int) and claimed > count:
+            claimed = min(claimed, len(self.table()))
+            last = read[-1][0] if read else -1
+            if claimed > count and not any(index > last for index in problems):
+                folders = self.folder / FRAMES_DIR
+                names = [entry.name for entry in folders.iterdir()] if folders.is_dir() else []
+                indices = {i for i in map(parse_frame_folder, names) if i is not None and i > last}
+                for index in sorted(indices) or [last + 1]:
+                    problems[index] = f"{RESULTS_DIR}/{chunk_file(index)} is missing"
+            count = max(count, claimed)
+        return count
+
+    def _stored_positions(self, index: int) -> list[int]:
+        """Positions whose source frames are in chunk ``index``'s image folder: which frames
+        a damaged chunk held."""
+        folder = self.folder / frame_folder(index)
+        try:
+            names = [entry.name for entry in folder.iterdir()]
+        except OSError:
+            return []
+        return [p for p in map(parse_frame_file, names) if p is not None]
+
+    def _find_damage(
+        self,
+        read: list[tuple[int, int, int]],
+        problems: dict[int, str],
+        stored: dict[int, list[int]],
+    ) -> list[DamagedFrames]:
+        """The runs of positions no readable chunk holds, each with the damaged chunk(s) that
+        held it: the one whose image folder has its frames, else those between the readable
+        chunks around it."""
+        count = len(self._index)
+        owner = np.full(count, -2, np.int64)  # -2 readable, -1 unknown, else the chunk index
+        owner[[p for p, entry in enumerate(self._index) if entry is None]] = -1
+        for index, positions in stored.items():
+            held = np.array(positions, np.int64)
+            held = held[(held >= 0) & (held < count)]
+            owner[held[owner[held] == -1]] = index
+        damaged = []
+        for first, last, chunk in _runs(owner):
+            if chunk == -2:
+                continue
+            if chunk >= 0:
+                chunks = (chunk,)
+            else:
+                below = max((i for i, _, end in read if end < first), default=-1)
+                above = min((i for i, start, _ in read if start > last), default=math.inf)
+                chunks = tuple(i for i in sorted(problems) if below <= i <= above)
+            reasons = list(dict.fromkeys(problems[i] for i in chunks))
+            reason = "; ".join(reasons) if reasons else "no result chunk holds them"
+            damaged.append(DamagedFrames(first, last, chunks, reason))
+        return damaged
 
     def _chunk(self, slot: int) -> dict[str, np.ndarray]:
         if slot not in self._cache:
             if len(self._cache) >= _CACHED_CHUNKS:
                 self._cache.pop(next(iter(self._cache)))
-            with np.load(self._chunks[slot], allow_pickle=False) as npz:
-                self._cache[slot] = {k: npz[k] for k in npz.files}
+            self._cache[slot] = _load_chunk(self._chunks[slot])
         return self._cache[slot]
 
     def _record(self, a: dict[str, np.ndarray], row: int) -> FrameRecord:
@@ -274,4 +507,5 @@ class SessionReader:
             fov=tuple(float(v) for v in a["fov"][row]),  # type: ignore[arg-type]
             fov_found=bool(a["fov_found"][row]),
             timings_ms=timings,
+            fov_source=str(a["fov_source"][row]) if "fov_source" in a else "unknown",
         )

@@ -9,7 +9,13 @@ export_clip(session, "clip.mp4", start=100, stop=160)
 """
 
 from app.review.bookmarks import Bookmark, BookmarkError, BookmarkStore
-from app.review.export import ClipReport, SnapshotReport, export_clip, export_snapshot
+from app.review.export import (
+    ClipReport,
+    SnapshotReport,
+    export_clip,
+    export_snapshot,
+    format_positions,
+)
 from app.review.session import ReviewFrame, ReviewSession
 from app.review.timeline import next_uncertain, uncertainty_threshold
 
@@ -23,6 +29,7 @@ __all__ = [
     "SnapshotReport",
     "export_clip",
     "export_snapshot",
+    "format_positions",
     "next_uncertain",
     "uncertainty_threshold",
 ]

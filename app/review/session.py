@@ -19,7 +19,7 @@ import torch
 from app.explain.statistics import upsample_map
 from app.preprocess.field_of_view import FieldOfView
 from app.preprocess.model_input import FramePreprocessor, PreprocessConfig
-from app.recording import FrameRecord, RecordingError, SessionReader, Timeline
+from app.recording import DamagedFrames, FrameRecord, RecordingError, SessionReader, Timeline
 from app.render.captions import panel_headers, passes_label
 from app.render.panels import render_panels
 from app.render.summary import FrameSummary
@@ -127,8 +127,15 @@ class ReviewSession:
 
     @property
     def warnings(self) -> list[str]:
-        """What was skipped while opening (unreadable chunks), for the user."""
+        """Damage worked around while opening, for the user (see
+        :attr:`SessionReader.warnings`)."""
         return self.reader.warnings
+
+    @property
+    def damaged(self) -> list[DamagedFrames]:
+        """The runs of frames whose results cannot be read (their chunk is corrupt, cut short
+        or deleted); :meth:`frame` refuses them, the others read as usual."""
+        return self.reader.damaged
 
     @property
     def fps(self) -> float:
@@ -153,7 +160,7 @@ class ReviewSession:
 
         Raises:
             IndexError: out of range.
-            RecordingError: the frame's image file is missing or corrupt.
+            RecordingError: the frame's results or image file are missing or corrupt.
         """
         raw, record = self.reader.frame(position)
         cx, cy, radius = record.fov
@@ -184,10 +191,13 @@ class ReviewSession:
         return self._preprocessors[size]
 
     def describe(self) -> str:
-        """One line: when, what source, which method and model, how many frames."""
+        """One line: when, what source, which method and model, how many frames (and how
+        many of them cannot be read)."""
         m = self.manifest
         passes = passes_label(m.get("passes"), m.get("mc", True), compact=True)
-        state = "" if self.reader.closed_cleanly else " (not closed cleanly)"
+        unreadable = len(self) - self.reader.readable_frames
+        state = f", {unreadable} unreadable" if unreadable else ""
+        state += "" if self.reader.closed_cleanly else " (not closed cleanly)"
         return (
             f"{m.get('started_utc', '?')} · {m.get('source', '?')} · {m.get('method', '?')} "
             f"{passes} · {(m.get('checkpoint') or {}).get('file', '?')} · {len(self)} frames{state}"

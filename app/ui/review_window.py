@@ -59,6 +59,7 @@ from app.review import (
     SnapshotReport,
     export_clip,
     export_snapshot,
+    format_positions,
     next_uncertain,
     uncertainty_threshold,
 )
@@ -357,6 +358,9 @@ class ReviewWindow(QMainWindow):
             why = reader.error or "the recording stopped without closing the session"
             problems.append(f"⚠ Not closed cleanly: {why}; the frames up to the stop are shown")
         problems.extend(f"⚠ {warning}" for warning in self.session.warnings)
+        problems.extend(
+            f"⚠ {span.describe()}; the other frames are shown" for span in self.session.damaged
+        )
         return problems
 
     def _build_playback_bar(self) -> QFrame:
@@ -709,9 +713,15 @@ class ReviewWindow(QMainWindow):
             return
         finally:
             progress.close()
+        skipped = report.skipped
+        left_out = (
+            f"; {len(skipped)} unreadable frames left out ({format_positions(skipped)})"
+            if skipped
+            else ""
+        )
         self.statusBar().showMessage(
             f"Clip written: {report.path} ({report.frames} frames, {report.width}×"
-            f"{report.height}, {report.codec})",
+            f"{report.height}, {report.codec}){left_out}",
             15000,
         )
 
