@@ -271,3 +271,17 @@ def test_sigterm_during_explain_exits_143_and_keeps_the_previous_outputs(
     assert signal.getsignal(signal.SIGTERM) is previous
     assert "interrupted by SIGTERM" in capsys.readouterr().err
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_explain_a_black_frame_says_there_is_no_tissue(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    black = tmp_path / "black.png"
+    cv2.imwrite(str(black), np.zeros((96, 128), np.uint8))
+    out = tmp_path / "out"
+    argv = ["explain", str(black), "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert main([*argv, "--original", "--device", "cpu"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["field_of_view"] == "no_signal"
+    assert summary["warning"].startswith("no signal: the frame is black")
+    assert f"warning: {summary['warning']}" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from app.preprocess.field_of_view import (
     FieldOfViewTracker,
     apply_field_of_view,
     find_field_of_view,
+    has_signal,
     to_gray_float,
 )
 
@@ -213,12 +214,12 @@ def test_tracker_period_smoothing_and_fallbacks():
     script = [
         base,
         FieldOfView(101.0, 80.0, 60.0),  # jitter: blended in
-        FieldOfView.inscribed((160, 200)),  # a black frame: keeps the detected FOV
+        FieldOfView.inscribed((160, 200), "no_disc"),  # no disc seen: keeps the detected FOV
         FieldOfView(140.0, 80.0, 40.0),  # a jump: not trusted until confirmed...
         FieldOfView(140.5, 80.0, 40.0),  # ...by the next detection
     ]
     tracker = FieldOfViewTracker(redetect_every=3, smoothing=0.5, detector=lambda _: script.pop(0))
-    frame = np.zeros((160, 200), np.uint8)
+    frame = np.full((160, 200), 128, np.uint8)
     out = [tracker.update(frame) for _ in range(11)]
     assert tracker.detections == 5  # frames 0, 3, 6, 9 and 10 (the confirmation)
     assert out[0] == out[2] == base
@@ -226,6 +227,28 @@ def test_tracker_period_smoothing_and_fallbacks():
     assert out[6] is out[3]  # fallback ignored
     assert out[9] is out[3]  # unconfirmed jump ignored
     assert (out[10].cx, out[10].radius) == (140.5, 40.0)
+
+
+def test_the_tracker_marks_every_black_frame_whether_it_detects_or_not() -> None:
+    tracker = FieldOfViewTracker(redetect_every=4)
+    disc = np.zeros((160, 200), np.uint8)
+    cv2.circle(disc, (100, 80), 60, 180, -1)
+    black = np.zeros_like(disc)
+    frames = [disc, disc, black, disc, black, disc]  # detections at 0 and 4 (black)
+    out = [tracker.update(frame) for frame in frames]
+    assert tracker.detections == 2
+    assert [fov.source for fov in out] == [
+        "detected",
+        "detected",
+        "no_signal",
+        "detected",
+        "no_signal",
+        "detected",
+    ]
+    assert [fov.found for fov in out] == [True, True, False, True, False, True]
+    assert all(fov.radius == pytest.approx(out[0].radius, rel=0.05) for fov in out)  # same disc
+    assert has_signal(disc) and not has_signal(black)
+    assert has_signal(np.dstack([disc] * 3)) and not has_signal(black.astype(np.float32))
 
 
 def _read_frame(path: Path, index: int) -> np.ndarray:
@@ -275,3 +298,12 @@ def test_real_frames_fov_hides_logo_and_scale_bar(video: Path | None):
     assert not masked[overlay].any()
     cropped = apply_field_of_view(frame, fov)
     assert int(cropped.sum(dtype=np.int64)) == int(frame[disc].sum(dtype=np.int64))
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (17, 40), (96, 128), (2160, 3840)])
+def test_has_signal_on_any_frame_size(shape: tuple[int, int]) -> None:
+    frame = np.zeros(shape, np.uint16)
+    assert not has_signal(frame)
+    band = max(1, shape[0] // 20)
+    frame[shape[0] // 2 - band : shape[0] // 2 + band, :] = 40000  # a bright band of tissue
+    assert has_signal(frame)

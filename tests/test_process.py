@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from app.cli import main
@@ -274,3 +275,21 @@ def test_a_signal_before_the_first_frame_keeps_the_previous_outputs(
     monkeypatch.setattr(headless, "_write_outputs", signal_instead_of_analysing)
     assert main([*argv, "--original", "--quiet"]) == 143
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_black_frames_are_marked_in_the_table_and_reported(
+    checkpoint: Path, video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    capture = cv2.VideoCapture(str(video))
+    for name in ("0.png", "2.png"):
+        cv2.imwrite(str(frames / name), capture.read()[1])
+    capture.release()
+    cv2.imwrite(str(frames / "1.png"), np.zeros((96, 128), np.uint8))
+    out = tmp_path / "out"
+    argv = ["process", str(frames), "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert main([*argv, "--original", "--device", "cpu", "--quiet"]) == 0
+    rows = read_rows(outputs(out)[1])
+    assert [r["field_of_view"] for r in rows] == ["detected", "no_signal", "detected"]
+    assert "1 of 3 frames show no tissue" in capsys.readouterr().err

@@ -78,3 +78,11 @@ def test_titles_and_captions_on_screen() -> None:
         "meningioma  p 0.80  ·  mean CV -  ·  uncertain"
     )
     assert format_mean_cv(None) == "-" and format_mean_cv(1.5) == "1.50"
+
+
+def test_a_black_frame_caption_names_no_class() -> None:
+    black = summary(fov_source="no_signal", fov_found=False)
+    assert black.no_tissue is not None and black.no_tissue.startswith("no signal")
+    assert prediction_caption(black) == "no tissue  ·  model output meningioma, not a reading"
+    assert summary(fov_source="detected").no_tissue is None
+    assert summary(fov_source="no_surround").no_tissue is None  # a full-frame image is fine

@@ -90,6 +90,7 @@ def test_csv_columns_follow_the_classes_and_stages(tmp_path: Path) -> None:
         "entropy_nats",
         "mutual_information_nats",
         "mean_cv_in_fov",
+        "field_of_view",
         "latency_ms",
         "read_ms",
         "wait_ms",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pytestqt.qtbot import QtBot
 
 from app.explain import Explanation
 from app.explain.statistics import pass_statistics, predictive_uncertainty
@@ -218,3 +220,23 @@ def test_snapshot_record_and_files(result: FrameResult, tmp_path: Path) -> None:
     assert data["taken_at"].startswith("2026-01-02T03:04:05.678")
     empty = snapshot_record(None, None, source="", mode="live", device="cpu")
     assert empty["result"] is None and empty["latency"] is None
+
+
+def test_a_black_frame_names_no_class(result: FrameResult, qtbot: QtBot) -> None:
+    """A frame without signal gets "No tissue" where the class goes, and says why."""
+    from app.ui.latency_plot import LatencyHistory
+    from app.ui.readout_panel import ReadoutPanel
+
+    black = dataclasses.replace(result, fov=FieldOfView.inscribed((16, 16), "no_signal"))
+    prediction = Prediction.of(black.summary(mean_cv=None))
+    assert prediction.no_tissue is not None and "no signal" in prediction.no_tissue
+    assert Prediction.of(result.summary(mean_cv=0.25)).no_tissue is None
+    panel = ReadoutPanel(LatencyHistory())
+    qtbot.addWidget(panel)
+    panel.show_prediction(prediction)
+    assert panel.class_name.text() == "No tissue"
+    assert "not a reading" in panel.probability.text()
+    assert panel.explained.text().startswith("No signal") and not panel.explained.isHidden()
+    panel.show_prediction(Prediction.of(result.summary(mean_cv=0.25)))
+    assert panel.class_name.text() == result.class_names[result.predicted_idx]
+    assert panel.explained.isHidden()

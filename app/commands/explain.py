@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +111,7 @@ def explain_file(
         blend,
         to_uint8_gray,
     )
+    from app.render.summary import NO_TISSUE
 
     try:
         check_writable_folder(out)
@@ -171,6 +173,8 @@ def explain_file(
         "entropy_nats": result.entropy,
         "mutual_information_nats": result.mutual_information,
         "mean_cv_in_fov": result.mean_cv_in_fov(cv_up),
+        "field_of_view": result.fov.source,
+        "warning": NO_TISSUE.get(result.fov.source),
         "timings_ms": {k: round(v, 2) for k, v in explanation.timings_ms.items()},
         "outputs": [*files],
     }
@@ -202,6 +206,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         args.frame,
         args.seed,
     )
+    if summary["warning"]:
+        print(f"warning: {summary['warning']}", file=sys.stderr)
     print(
         f"{summary['class']} (p = {summary['probabilities'][summary['class']]:.3f}), "
         f"{summary['method']}, T = {summary['passes']}, "

@@ -113,6 +113,13 @@ def _cmd_process(args: argparse.Namespace) -> int:
             recorder.close_or_remove()  # a run that analysed nothing leaves no session behind
     for message in report.failed:
         print(f"warning: {message}", file=sys.stderr)
+    if report.no_tissue:
+        print(
+            f"warning: {len(report.no_tissue)} of {report.frames} frames show no tissue (black "
+            f"or no field of view; the first is frame {report.no_tissue[0]}): their class in "
+            "the table is not a reading of tissue",
+            file=sys.stderr,
+        )
     print(
         f"{report.frames} frames in {report.seconds:.1f} s "
         f"({report.frames_per_second:.1f} frames/s); wrote {report.video} ({report.codec}) "

@@ -53,6 +53,9 @@ class ProcessReport:
         seconds: wall time of the processing.
         codec: the FourCC of the video.
         stopped: ``should_stop`` ended the run before the source's end.
+        no_tissue: source indices of the frames that show no tissue (black, or no field of
+            view: :attr:`~app.render.summary.FrameSummary.no_tissue`); their rows are written
+            with the model's output all the same.
     """
 
     video: Path
@@ -62,6 +65,7 @@ class ProcessReport:
     seconds: float
     codec: str
     stopped: bool = False
+    no_tissue: tuple[int, ...] = ()
 
     @property
     def frames_per_second(self) -> float:
@@ -166,6 +170,7 @@ def _write_outputs(
     failed: list[str] = []
     frames = 0
     stopped = False
+    no_tissue: list[int] = []
     start = time.monotonic()
     with (
         pipeline,
@@ -192,6 +197,8 @@ def _write_outputs(
                     writer = csv.DictWriter(table, csv_columns(summary), restval="")
                     writer.writeheader()
                 writer.writerow(csv_row(summary))
+                if summary.no_tissue is not None:
+                    no_tissue.append(summary.source_index)
                 if on_result is not None:
                     on_result(result)
                 frames += 1
@@ -215,4 +222,6 @@ def _write_outputs(
             f"the panel video of {name} reads back with {written} frames, {frames} were "
             f"written ({video.codec}); the video is incomplete"
         )
-    return ProcessReport(video.path, table_path, frames, failed, seconds, video.codec, stopped)
+    return ProcessReport(
+        video.path, table_path, frames, failed, seconds, video.codec, stopped, tuple(no_tissue)
+    )

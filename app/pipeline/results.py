@@ -155,4 +155,5 @@ class FrameResult:
             fov=(float(self.fov.cx), float(self.fov.cy), float(self.fov.radius)),
             fov_found=bool(self.fov.found),
             timings_ms=dict(self.timings_ms),
+            fov_source=self.fov.source,
         )

@@ -25,6 +25,7 @@ __all__ = [
     "FieldOfViewTracker",
     "apply_field_of_view",
     "find_field_of_view",
+    "has_signal",
     "to_gray_float",
 ]
 
@@ -231,6 +232,20 @@ def find_field_of_view(frame: np.ndarray) -> FieldOfView:
     return FieldOfView.inscribed((h, w), "no_disc")
 
 
+def has_signal(frame: np.ndarray) -> bool:
+    """False for a black frame (no tissue in contact, or no laser light), by the criterion
+    :func:`find_field_of_view` uses, on a strided sample of the frame (any layout)."""
+    step = max(1, min(frame.shape[:2]) // 128)  # at least 128 px a side, ~32k px for 4K
+    sample = frame[::step, ::step]
+    gray = sample if _is_gray_float(sample) else to_gray_float(sample)
+    return float(np.percentile(gray, 99.5)) >= _NO_SIGNAL_LEVEL
+
+
+def _black(fov: FieldOfView) -> FieldOfView:
+    """``fov`` for a black frame: the disc where it was, marked as not seen in this frame."""
+    return replace(fov, found=False, source="no_signal")
+
+
 def _is_gray_float(frame: np.ndarray) -> bool:
     """True for a float32 (H, W) frame in [0, 1]: ``to_gray_float`` would not change it."""
     return (
@@ -419,7 +434,9 @@ class FieldOfViewTracker:
     changes. A new detection within ``jitter_tolerance`` (fraction of the radius) of the
     current FOV is blended in with weight ``smoothing``; a larger jump is only adopted when the
     next frame's detection confirms it, so a single bad frame cannot move the mask. A fallback
-    never replaces a detected FOV (a dark frame says nothing about where the disc is).
+    never replaces a detected FOV (a dark frame says nothing about where the disc is). Every
+    frame, detected or not, is checked for signal (:func:`has_signal`, microseconds): a black
+    frame gets the cached disc marked ``found=False, source="no_signal"``.
     ``detector`` defaults to :func:`find_field_of_view` (looked up at call time).
     """
 
@@ -467,13 +484,13 @@ class FieldOfViewTracker:
             period = self.redetect_every if fov.found else self.retry_every
             if self._since < period:
                 self._since += 1
-                return fov
+                return fov if has_signal(frame) else _black(fov)
         detector = self._detector or find_field_of_view
         new = detector(frame)
         self.detections += 1
         self._since = 1
         self._fov = self._merge(fov, new)
-        return self._fov
+        return self._fov if new.source != "no_signal" else _black(self._fov)
 
     def _merge(self, cur: FieldOfView | None, new: FieldOfView) -> FieldOfView:
         """Combine the cached FOV with a fresh detection (smoothing, confirmation, fallbacks)."""

@@ -84,9 +84,13 @@ def map_titles(summary: FrameSummary) -> tuple[tuple[str, str], tuple[str, str]]
 
 def prediction_caption(summary: FrameSummary, uncertain: bool = False) -> str:
     """``meningioma  p 0.80  ·  mean CV 0.21``: the class explained, its probability and the
-    mean CV, with ``  ·  uncertain`` when the frame is among the session's uncertain ones."""
-    text = (
-        f"{summary.class_name}  p {summary.probability:.2f}  ·  "
-        f"mean CV {format_mean_cv(summary.mean_cv)}"
-    )
+    mean CV, with ``  ·  uncertain`` when the frame is among the session's uncertain ones;
+    ``no tissue  ·  model output meningioma, not a reading`` for a black frame."""
+    if summary.no_tissue is not None:  # a black frame: name no class
+        text = f"no tissue  ·  model output {summary.class_name}, not a reading"
+    else:
+        text = (
+            f"{summary.class_name}  p {summary.probability:.2f}  ·  "
+            f"mean CV {format_mean_cv(summary.mean_cv)}"
+        )
     return text + ("  ·  uncertain" if uncertain else "")

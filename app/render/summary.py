@@ -19,7 +19,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FrameSummary"]
+__all__ = ["NO_TISSUE", "FrameSummary"]
+
+
+NO_TISSUE = {
+    "no_signal": "no signal: the frame is black (no tissue in contact, or no laser light); "
+    "the class is not a reading of tissue",
+    "no_disc": "no field of view found in this dark frame: the class may not be a reading of "
+    "tissue",
+}
+"""What :attr:`FrameSummary.no_tissue` says for each field-of-view fallback that means it."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,9 @@ class FrameSummary:
         fov_found: whether the field of view was detected (False: assumed).
         timings_ms: milliseconds per stage ("read", "wait", "preprocess", "explain",
             "explain.<stage>", "total"), in the order the pipeline reported them.
+        fov_source: how the field of view was found (:attr:`FieldOfView.source
+            <app.preprocess.field_of_view.FieldOfView.source>`: ``"detected"``, ``"no_signal"``
+            for a black frame, ...); ``"unknown"`` for a recorded frame.
     """
 
     frame_id: int
@@ -73,6 +85,13 @@ class FrameSummary:
     fov: tuple[float, float, float]
     fov_found: bool
     timings_ms: Mapping[str, float]
+    fov_source: str = "unknown"
+
+    @property
+    def no_tissue(self) -> str | None:
+        """Why the frame shows no tissue to classify (a black frame, or no field of view in a
+        dark one), for the user; None when it does or when that is not known."""
+        return NO_TISSUE.get(self.fov_source)
 
     @property
     def class_name(self) -> str:

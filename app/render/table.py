@@ -26,8 +26,10 @@ def csv_columns(summary: FrameSummary) -> list[str]:
 
     ``frame_id, source_index, source_time_s, capture_s, result_s`` (capture and result times in
     seconds since the summary's clock origin), ``class, class_index, p_<class>`` for every
-    class, ``entropy_nats, mutual_information_nats, mean_cv_in_fov, latency_ms`` (capture to
-    result), then ``<stage>_ms`` for read, wait, preprocess, explain, the engine's own stages
+    class, ``entropy_nats, mutual_information_nats, mean_cv_in_fov``, ``field_of_view`` (how it
+    was found: ``detected``, ``no_signal`` for a black frame, ...; see
+    :attr:`~app.render.summary.FrameSummary.fov_source`), ``latency_ms`` (capture to result),
+    then ``<stage>_ms`` for read, wait, preprocess, explain, the engine's own stages
     (``explain_forward_ms``, ...) and ``total_ms``.
     """
     engine = [k for k in summary.timings_ms if k.startswith("explain.")]
@@ -44,6 +46,7 @@ def csv_columns(summary: FrameSummary) -> list[str]:
         "entropy_nats",
         "mutual_information_nats",
         "mean_cv_in_fov",
+        "field_of_view",
         "latency_ms",
         *(_stage_column(stage) for stage in stages),
     ]
@@ -62,6 +65,7 @@ def csv_row(summary: FrameSummary) -> dict[str, Any]:
         "entropy_nats": f"{summary.entropy:.6f}",
         "mutual_information_nats": f"{summary.mutual_information:.6f}",
         "mean_cv_in_fov": "" if summary.mean_cv is None else f"{summary.mean_cv:.6f}",
+        "field_of_view": summary.fov_source,
         "latency_ms": f"{summary.latency_ms:.2f}",
     }
     for name, p in summary.probability_by_class.items():

@@ -153,14 +153,17 @@ class ReadoutPanel(QWidget):
             for key in ("entropy", "mi", "cv"):
                 self.uncertainty.set(key, "-")
             return
-        self.class_name.setText(prediction.predicted.name)
-        self.probability.setText(prediction.probability_text())
-        if prediction.explains_other_class:
-            e = prediction.explained
-            self.explained.setText(f"Maps explain {e.name} (p {format_probability(e.mean, e.std)})")
+        if prediction.no_tissue is not None:  # a black frame: no class name to rely on
+            self.class_name.setText("No tissue")
+            self.probability.setText(f"model output {prediction.predicted.name}: not a reading")
+            self.explained.setText(prediction.no_tissue[:1].upper() + prediction.no_tissue[1:])
             self.explained.show()
         else:
-            self.explained.hide()
+            self.class_name.setText(prediction.predicted.name)
+            self.probability.setText(prediction.probability_text())
+            e = prediction.explained
+            self.explained.setText(f"Maps explain {e.name} (p {format_probability(e.mean, e.std)})")
+            self.explained.setVisible(prediction.explains_other_class)
         self._ensure_bars([c.name for c in prediction.classes])
         for c in prediction.classes:
             bar = self._bar_widgets[c.name]

@@ -57,6 +57,8 @@ class Prediction:
         mutual_information: the epistemic part of the entropy, nats.
         passes: T (1 for the original, deterministic method).
         mean_cv: mean risk (CV) over the defined pixels of the field of view, or None.
+        no_tissue: why the frame shows no tissue to classify (a black frame), or None; the
+            viewer then names no class (:attr:`~app.render.summary.FrameSummary.no_tissue`).
     """
 
     predicted: ClassProbability
@@ -67,6 +69,7 @@ class Prediction:
     mutual_information: float
     passes: int
     mean_cv: float | None
+    no_tissue: str | None = None
 
     @classmethod
     def of(cls, summary: FrameSummary) -> Prediction:
@@ -86,6 +89,7 @@ class Prediction:
             mutual_information=summary.mutual_information,
             passes=summary.passes if summary.mc else 1,
             mean_cv=summary.mean_cv,
+            no_tissue=summary.no_tissue,
         )
 
     @property
