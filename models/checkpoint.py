@@ -8,7 +8,12 @@ A checkpoint is a ``torch.save`` of::
 so the viewer needs nothing but the file. A checkpoint is untrusted input: it is only ever read
 with ``torch.load(..., weights_only=True)``, which refuses pickles that would import and call
 code, and every way a file can be wrong is reported as a :class:`CheckpointError` that names the
-file and says what is wrong with it.
+file and says what is wrong with it. A whole pickled model (``torch.save(model)``) is
+recognised as such and refused with what to save instead; a pickle that imports anything else
+is refused as possibly malicious.
+
+Files are written whole or not at all (:func:`write_torch_file`): a full disk or a read-only
+folder leaves the previous file in place and says so in one line.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import math
 import os
 import pickle
 import pickletools
+import sys
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -47,6 +53,7 @@ __all__ = [
     "read_metadata",
     "rewrite_metadata",
     "save_checkpoint",
+    "write_torch_file",
 ]
 
 FORMAT = "pcle-viewer-checkpoint"
@@ -500,13 +507,45 @@ def _write(path: Path, metadata: CheckpointMetadata, state_dict: Mapping[str, An
         "metadata": metadata.to_dict(),
         "state_dict": state_dict,
     }
+    write_torch_file(path, payload)
+
+
+def write_torch_file(path: str | os.PathLike[str], payload: Any, what: str = "checkpoint") -> None:
+    """``torch.save`` ``payload`` to ``path``, whole or not at all.
+
+    The data goes to a temporary file next to ``path`` that is renamed over it
+    (:func:`app.private_files.atomic_write`), so a failure leaves any previous file at ``path``
+    untouched and no temporary file behind. A full disk reaches torch's zip writer as a short
+    write and comes out as ``RuntimeError: [enforce fail at inline_container.cc:...] unexpected
+    pos``; that, and any OSError, is reported as what it is.
+
+    Args:
+        path: The file to write; its folder is created if missing.
+        payload: Plain data and tensors (what ``torch.load(weights_only=True)`` reads back).
+        what: What the file is, for the message ("checkpoint", "resume file").
+
+    Raises:
+        CheckpointError: ``path`` is a folder, or the file could not be written: "cannot write
+            checkpoint PATH: the disk is full or not writable (the system's reason)".
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"cannot write {what} {path}: it is a folder; give a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Not private: a checkpoint is meant to be shared, so the umask decides its mode.
+        # Not private: checkpoints and resume files are meant to be shared; the umask decides.
         with atomic_write(path, private=False) as fh:
             torch.save(payload, fh)
+    except (OSError, RuntimeError) as exc:
+        cause = next(
+            (e for e in (exc, exc.__cause__, exc.__context__) if isinstance(e, OSError)), None
+        )
+        reason = f" ({cause.strerror})" if cause is not None and cause.strerror else ""
+        raise CheckpointError(
+            f"cannot write {what} {path}: the disk is full or not writable{reason}"
+        ) from (cause or exc)
     except Exception as exc:
-        raise CheckpointError(f"could not write checkpoint {path}: {exc}") from exc
+        raise CheckpointError(f"cannot write {what} {path}: {exc}") from exc
 
 
 # -------------------------------------------------------------------------------- loading
@@ -598,12 +637,17 @@ def _torch_load(path: str | os.PathLike[str]) -> Any:
         text = str(exc)
         lowered = text.lower()
         imports = _pickle_imports(path) if "weights only load failed" in lowered else None
+        allowed = _weights_only_globals()
         # Every checkpoint imports the tensor rebuilders and OrderedDict: only other names
         # (or torch saying a global was refused) mean code; else the pickle is just damaged.
-        foreign = sorted(set(imports or ()) - _weights_only_globals())
+        unknown = [name for name in dict.fromkeys(imports or ()) if name not in allowed]
+        foreign = sorted(unknown)
         carries_code = "weights only load failed" in lowered and (
             "global" in lowered or "unsupported class" in lowered or bool(foreign)
         )
+        classes = _module_classes(unknown)  # in pickle order: the model's own class first
+        if carries_code and classes:
+            raise _whole_model(path, classes[0]) from None
         if carries_code:
             what = f" (it asks to import {', '.join(foreign)})" if foreign else ""
             raise CheckpointError(
@@ -615,6 +659,43 @@ def _torch_load(path: str | os.PathLike[str]) -> Any:
         raise _corrupt(path, exc) from None
     except Exception as exc:
         raise _corrupt(path, exc) from None
+
+
+_HARMLESS_GLOBALS = frozenset({"builtins.set", "builtins.frozenset"})
+"""Globals a pickled ``nn.Module`` brings besides its classes (its hook and buffer sets)."""
+
+
+def _module_classes(names: list[str]) -> list[str]:
+    """The ``nn.Module`` classes among ``names`` when every name is one (or a harmless
+    builtin), i.e. the pickle is a whole model (``torch.save(model)``); else ``[]``.
+
+    Only modules already imported are looked at, and only their ``__dict__``: nothing named by
+    the file is imported or run.
+    """
+    classes = []
+    for name in names:
+        name = name.replace("__builtin__.", "builtins.", 1)  # pickle protocol 2 spelling
+        if name in _HARMLESS_GLOBALS:
+            continue
+        module, _, attr = name.rpartition(".")
+        found = getattr(sys.modules.get(module), "__dict__", {}).get(attr)
+        if not (isinstance(found, type) and issubclass(found, nn.Module)):
+            return []
+        classes.append(name)
+    return classes
+
+
+def _whole_model(path: Path, top_class: str) -> CheckpointError:
+    """The error for a file that holds a pickled ``nn.Module`` (``torch.save(model)``) rather
+    than a checkpoint; ``top_class`` is the model's class, ``module.Name``."""
+    return CheckpointError(
+        f"refused to load {path}: this file holds a whole pickled model "
+        f"({top_class.rpartition('.')[2]}, saved with torch.save(model)), not a checkpoint of "
+        "this project; loading it would run code, so nothing in it was run. Save the model's "
+        "weights with models.checkpoint.save_checkpoint(path, model, metadata), which stores "
+        "model.state_dict() with the metadata the viewer needs (or train with "
+        "python -m app train)."
+    )
 
 
 def _corrupt(path: Path, exc: BaseException) -> CheckpointError:
@@ -641,6 +722,8 @@ def _looks_like_state_dict(obj: Mapping[Any, Any]) -> bool:
 
 def _unwrap(obj: Any, path: Path) -> tuple[CheckpointMetadata, Any]:
     """Check the top-level structure; return the validated metadata and the raw state dict."""
+    if isinstance(obj, nn.Module):  # torch.load allowed its classes (add_safe_globals)
+        raise _whole_model(path, type(obj).__qualname__)
     if not isinstance(obj, Mapping):
         raise CheckpointError(
             f"{path} is a PyTorch file but not a pcle-viewer checkpoint: it holds a "

@@ -25,6 +25,7 @@ from models.checkpoint import (
     rewrite_metadata,
     save_checkpoint,
 )
+from tests.output_support import torch_save_on_full_disk
 
 CLASSES = ["normal", "tumour", "artefact"]
 
@@ -292,7 +293,9 @@ def test_failed_save_keeps_previous_file_and_leaves_no_temp(
 
     module, name = target.split(".")
     monkeypatch.setattr(torch if module == "torch" else os, name, disk_full)
-    with pytest.raises(CheckpointError, match=r"could not write checkpoint.*No space left"):
+    with pytest.raises(
+        CheckpointError, match=r"cannot write checkpoint .*: the disk is full or not writable"
+    ):
         save_checkpoint(path, small_model, _metadata("mobilenet_v2", provenance="second"))
     monkeypatch.undo()
 
@@ -313,6 +316,33 @@ def test_failed_first_save_leaves_nothing(
     monkeypatch.setattr(torch, "save", disk_full)
     with pytest.raises(CheckpointError):
         save_checkpoint(tmp_path / "model.pt", small_model, _metadata("mobilenet_v2"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_disk_full_inside_torch_save_is_named_and_keeps_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_model: nn.Module
+) -> None:
+    """The real torch zip writer meets the full disk: its "enforce fail at
+    inline_container.cc" becomes one plain sentence, and the old checkpoint stays."""
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, small_model, _metadata("mobilenet_v2", provenance="first"))
+    before = path.read_bytes()
+    monkeypatch.setattr(torch, "save", torch_save_on_full_disk(torch.save))
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint(path, small_model, _metadata("mobilenet_v2", provenance="second"))
+    monkeypatch.undo()
+    assert str(info.value) == (
+        f"cannot write checkpoint {path}: the disk is full or not writable "
+        "(No space left on device)"
+    )
+    assert "inline_container" in str(info.value.__context__)  # what torch itself raised
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_save_to_a_folder_is_refused(tmp_path: Path, small_model: nn.Module) -> None:
+    with pytest.raises(CheckpointError, match=r"it is a folder; give a file name"):
+        save_checkpoint(tmp_path, small_model, _metadata("mobilenet_v2"))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -411,6 +441,42 @@ def test_malicious_pickle_is_refused_and_not_executed(tmp_path: Path, writer: st
     assert "malicious" in message
     assert "exec" in message  # names what it would have called
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["model", "dict-with-model"])
+def test_a_whole_pickled_model_is_named_not_called_malicious(
+    tmp_path: Path, small_model: nn.Module, wrapped: bool
+) -> None:
+    path = tmp_path / "whole.pt"
+    torch.save({"model": small_model, "epoch": 3} if wrapped else small_model, path)
+    message = _load_error(path)
+    assert "this file holds a whole pickled model (MobileNetV2" in message
+    assert "not a checkpoint of this project" in message
+    assert "model.state_dict()" in message
+    assert "models.checkpoint.save_checkpoint(path, model, metadata)" in message
+    assert "malicious" not in message and "weights_only" not in message
+
+
+def test_a_whole_model_with_a_foreign_global_is_still_refused_as_malicious(
+    tmp_path: Path, small_model: nn.Module
+) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": small_model, "extra": _Payload(marker)}, path)
+    message = _load_error(path)
+    assert "malicious" in message and "exec" in message
+    assert "whole pickled model" not in message
+    assert not marker.exists()
+
+
+def test_a_loaded_module_object_is_named_as_a_whole_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_model: nn.Module
+) -> None:
+    """Where torch's allow-list let the classes through, the object itself says it."""
+    monkeypatch.setattr(torch, "load", lambda *_args, **_kwargs: small_model)
+    path = tmp_path / "whole.pt"
+    path.write_bytes(b"x")
+    assert "holds a whole pickled model (MobileNetV2" in _load_error(path)
 
 
 # ------------------------------------------------------------------ valid torch, not ours

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.cli import main
+from app.evaluate import runner
 from app.evaluate.frames import load_frames
 from app.evaluate.localisation import iou, pointing_hit
 from models.architectures import build_model
@@ -17,6 +20,7 @@ from models.checkpoint import CheckpointMetadata, save_checkpoint
 from models.data.frame_cache import FrameSampling
 from models.data.index import discover
 from models.data.phantom import PhantomConfig, write_dataset
+from tests.output_support import read_only
 
 CLASSES = ("glioblastoma", "meningioma")
 
@@ -185,3 +189,74 @@ def test_error_paths(
         assert main(args) == 2, extra
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (extra, err)
+
+
+def test_a_class_whose_videos_are_all_unreadable_is_refused(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scoring the readable class alone would report it as the held-out set: refused, as a
+    data root of one class is."""
+    data, checkpoint = setup
+    damaged = tmp_path / "data"
+    shutil.copytree(data, damaged)
+    for video in (damaged / "meningioma").glob("*.avi"):
+        video.write_bytes(b"not a video" * 100)
+    out = tmp_path / "out"
+    assert main(_args(damaged, checkpoint, out)) == 2
+    err = capsys.readouterr().err
+    assert "every recording of class 'meningioma' is unreadable" in err
+    assert "meningioma/meningioma_1.avi" in err and "only the other classes" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_max_frames_zero_is_refused_when_parsed(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, checkpoint = setup
+    with pytest.raises(SystemExit) as exited:
+        main([*_args(data, checkpoint, tmp_path / "out"), "--max-frames", "0"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --max-frames: must be >= 1, got 0" in err
+    assert "no readable frame" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("case", ["file", "read-only", "proc"])
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(
+    setup: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    data, checkpoint = setup
+
+    def never(*_args: object) -> None:
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(runner, "_load_model", never)
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    out = {"file": tmp_path / "table.md", "read-only": folder / "out"}.get(
+        case, Path("/proc/pcle/out")
+    )
+    if case == "file":
+        out.write_text("earlier results\n")
+    with read_only(folder) if case == "read-only" else contextlib.nullcontext():
+        status = main(_args(data, checkpoint, out))
+    err = capsys.readouterr().err
+    assert status == 3, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    expected = {
+        "file": f"cannot write the evaluation to {out}: is a file, not a folder",
+        "read-only": f"cannot write the evaluation to {out}: {folder}: cannot create files there",
+        "proc": f"cannot write the evaluation to {out}: /proc: cannot create files there",
+    }[case]
+    assert expected in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["ro", *(["table.md"] if case == "file" else [])]
+    )
+    assert list(folder.iterdir()) == []
+    if case == "file":
+        assert out.read_text() == "earlier results\n"

@@ -3,6 +3,7 @@ bad data, cross-validation, two-process DistributedDataParallel and a real-data 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -20,7 +21,9 @@ import torch
 from models.checkpoint import load_checkpoint, read_metadata
 from models.data.phantom import PhantomConfig, write_dataset
 from models.train import main
+from models.training import cli as training_cli
 from models.training.config import last_checkpoint_path, resume_file_path
+from tests.output_support import read_only, torch_save_on_full_disk
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "pcle-brain"
@@ -124,10 +127,10 @@ def test_resume_with_another_architecture_is_refused(
 ) -> None:
     base = ["--data", str(phantom_root), "--out", str(tmp_path / "m.pt"), *FAST, "--epochs", "3"]
     for resume in (resume_file_path(two_epochs), two_epochs):  # resume file, model checkpoint
-        assert main([*base, "--arch", "resnet18", "--resume", str(resume)]) == 1
+        assert main([*base, "--arch", "resnet18", "--resume", str(resume)]) == 2
         err = capsys.readouterr().err
         assert "resnet18" in err and "mobilenet_v2" in err, err
-    assert main([*base, "--every-k", "2", "--resume", str(resume_file_path(two_epochs))]) == 1
+    assert main([*base, "--every-k", "2", "--resume", str(resume_file_path(two_epochs))]) == 2
     assert "every_k: 1 in the resume file, 2 now" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
 
@@ -153,7 +156,7 @@ def test_full_disk_keeps_the_previous_checkpoint(
     out = tmp_path / "model.pt"
     args = ["--data", str(phantom_root), "--out", str(out), *FAST, "--epochs", "2"]
     monkeypatch.setattr(torch, "save", disk_full_from_epoch_2)
-    assert main(args) == 1
+    assert main(args) == 3
     monkeypatch.undo()
 
     err = capsys.readouterr().err
@@ -173,6 +176,82 @@ def test_full_disk_keeps_the_previous_checkpoint(
 
     assert main([*args, "--resume"]) == 0  # space freed: continue where it stopped
     _assert_same_weights(last_checkpoint_path(out), last_checkpoint_path(two_epochs))
+
+
+def test_full_disk_inside_torch_save_is_one_line_and_keeps_epoch_1(
+    phantom_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The real torch writer meets the full disk at epoch 2 ("enforce fail at
+    inline_container.cc"): one plain line, exit 3, the files of epoch 1 untouched."""
+    real_save = torch.save
+    full = torch_save_on_full_disk(real_save)
+
+    def disk_full_from_epoch_2(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        epoch = obj.get("epoch") or obj.get("metadata", {}).get("training", {}).get(
+            "epochs_completed"
+        )
+        (full if epoch >= 2 else real_save)(obj, f, *args, **kwargs)
+
+    out = tmp_path / "model.pt"
+    args = ["--data", str(phantom_root), "--out", str(out), *FAST, "--epochs", "2"]
+    monkeypatch.setattr(torch, "save", disk_full_from_epoch_2)
+    assert main(args) == 3
+    monkeypatch.undo()
+
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "could not save the checkpoints of epoch 2: cannot write checkpoint " in err
+    assert ": the disk is full or not writable (No space left on device)" in err
+    assert "enforce fail" not in err and "Traceback" not in err
+    assert "files of epoch 1 are intact" in err and "Free disk space" in err
+    for path in (out, last_checkpoint_path(out)):
+        assert read_metadata(path).training["epochs_completed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.last.pt",
+        "model.pt",
+        "model.resume.pt",
+    ]
+
+
+@pytest.mark.parametrize("case", ["folder", "read-only", "proc", "report-in-proc"])
+def test_an_out_that_cannot_be_written_is_refused_before_training(
+    phantom_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    def never(*_args: Any) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(training_cli, "train", never)
+    monkeypatch.setattr(training_cli, "cross_validate", never)
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    out = {"folder": folder, "read-only": folder / "model.pt"}.get(case, Path("/proc/pcle/m.pt"))
+    args = ["--data", str(phantom_root), "--out", str(out), *FAST]
+    if case == "report-in-proc":
+        out = tmp_path / "cv.pt"
+        args = [*args[:2], "--out", str(out), *FAST, "--folds", "2"]
+        args += ["--report", "/proc/pcle/cv.json"]
+    with read_only(folder) if case == "read-only" else contextlib.nullcontext():
+        status = main(args)
+    err = capsys.readouterr().err
+    assert status == (2 if case == "folder" else 3), err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    expected = {
+        "folder": f"--out {folder} is a folder; give the file to write",
+        "read-only": f"cannot write the checkpoint to {out}: {folder}: cannot create files there",
+        "proc": f"cannot write the checkpoint to {out}: /proc: cannot create files there",
+        "report-in-proc": "cannot write the cross-validation report to /proc/pcle/cv.json: "
+        "/proc: cannot create files there",
+    }[case]
+    assert expected in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ro"]
+    assert list(folder.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- bad input
@@ -214,7 +293,7 @@ def test_empty_class_folder_is_an_error(
     root = tmp_path / "data"
     shutil.copytree(phantom_root, root)
     (root / "metastasis").mkdir()
-    assert main(["--data", str(root), "--out", str(tmp_path / "m.pt"), *FAST]) == 1
+    assert main(["--data", str(root), "--out", str(tmp_path / "m.pt"), *FAST]) == 2
     err = capsys.readouterr().err
     assert "class folder" in err and "metastasis holds no videos or images" in err
     assert not (tmp_path / "m.pt").exists()
@@ -227,7 +306,7 @@ def test_single_video_class_is_an_error(
     shutil.copytree(phantom_root, root)
     for k in (2, 3):
         (root / "meningioma" / f"meningioma_{k}.avi").unlink()
-    assert main(["--data", str(root), "--out", str(tmp_path / "m.pt"), *FAST]) == 1
+    assert main(["--data", str(root), "--out", str(tmp_path / "m.pt"), *FAST]) == 2
     err = capsys.readouterr().err
     assert "'meningioma' has only 1 usable recording (meningioma_1.avi)" in err
     assert "at least 2 videos or patients per class" in err

@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from app.commands.common import DEFAULT_OUT, CommandError
+from app.argument_types import int_in
+from app.commands.common import DEFAULT_OUT, CommandError, OutputError
 from app.explain import METHODS
 
 __all__ = ["add_parser"]
@@ -27,30 +28,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default="gradcam,gradcam++,reciprocam",
         help=f"comma-separated, from: {', '.join(METHODS)}",
     )
-    evaluate.add_argument("--passes", type=int, default=10, help="MC Dropout passes T (proposed)")
-    evaluate.add_argument("--every-k", type=int, default=10, help="keep every k-th frame")
-    evaluate.add_argument("--max-frames", type=int, help="score at most this many frames")
+    evaluate.add_argument(
+        "--passes", type=int_in(1), default=10, help="MC Dropout passes T (proposed)"
+    )
+    evaluate.add_argument("--every-k", type=int_in(1), default=10, help="keep every k-th frame")
+    evaluate.add_argument("--max-frames", type=int_in(1), help="score at most this many frames")
     evaluate.add_argument(
         "--t-study",
         default=",".join(str(t) for t in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 40, 80, 100)),
         help="T values of the ADCC-vs-T study (empty: no study)",
     )
     evaluate.add_argument(
-        "--t-study-frames", type=int, default=50, help="frames of the T study (the first ones)"
+        "--t-study-frames",
+        type=int_in(1),
+        default=50,
+        help="frames of the T study (the first ones)",
     )
     evaluate.add_argument(
-        "--t-study-methods", type=int, default=1, help="how many of --methods the T study covers"
+        "--t-study-methods",
+        type=int_in(0),
+        default=1,
+        help="how many of --methods the T study covers (0: no study)",
     )
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
+    evaluate.add_argument("--seed", type=int_in(0), default=0, help="seed of the dropout masks")
     evaluate.add_argument(
         "--device",
         default="auto",
         help="auto, cpu, cuda, cuda:N; under torchrun each process takes cuda:LOCAL_RANK",
     )
     evaluate.add_argument(
-        "--batch-size", type=int, default=8, help="frames per explainer call (1: viewer latency)"
+        "--batch-size",
+        type=int_in(1),
+        default=8,
+        help="frames per explainer call (1: viewer latency)",
     )
-    evaluate.add_argument("--figures", type=int, default=4, help="example figures per method")
+    evaluate.add_argument("--figures", type=int_in(0), default=4, help="example figures per method")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.add_argument("--out", default=str(DEFAULT_OUT / "evaluate"), help="output folder")
     evaluate.set_defaults(handler=_cmd_evaluate)
@@ -65,6 +77,12 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from app.evaluate.runner import EvaluationConfig, EvaluationError, run_evaluation
+    from app.private_files import check_writable_folder
+
+    try:  # before the model is loaded and hours of scoring, not after
+        check_writable_folder(args.out)
+    except OSError as exc:
+        raise OutputError.cannot_write("the evaluation", Path(args.out), exc) from exc
 
     config = EvaluationConfig(
         data=Path(args.data),

@@ -26,7 +26,7 @@ import torch
 from app.preprocess.field_of_view import FieldOfViewTracker, apply_field_of_view
 from app.preprocess.model_input import FramePreprocessor, PreprocessConfig
 from models.data.augment import normalize
-from models.data.frame_cache import DecodedRecording, FrameCache, FrameSampling
+from models.data.frame_cache import DecodedRecording, FrameCache, FrameSampling, SkippedRecording
 from models.data.index import Recording, is_video
 from models.data.phantom import load_masks, masks_path
 
@@ -127,14 +127,14 @@ def load_frames(
     input_size: int,
     sampling: FrameSampling,
     max_frames: int | None = None,
-) -> tuple[list[EvalFrame], list[str]]:
+) -> tuple[list[EvalFrame], list[SkippedRecording]]:
     """Decode the recordings and interleave their frames (frame i of each recording in turn).
 
     Interleaving makes ``--max-frames`` (and the T study's first frames) cover every recording.
 
     Returns:
-        ``(frames, skipped)``: at most ``max_frames`` frames, and "name: reason" for each
-        recording that could not be read.
+        ``(frames, skipped)``: at most ``max_frames`` frames, and each recording that could not
+        be read, with the reason.
     """
     decoded, skipped = FrameCache(input_size, sampling).load_all(recordings)
     per_recording: list[list[EvalFrame]] = []
@@ -155,7 +155,7 @@ def load_frames(
         frames.extend(p[rank] for p in per_recording if rank < len(p))
     if max_frames is not None:
         frames = frames[:max_frames]
-    return frames, [f"{s.name}: {s.reason}" for s in skipped]
+    return frames, skipped
 
 
 def to_input(

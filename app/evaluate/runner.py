@@ -57,7 +57,7 @@ from app.evaluate.tables import jsonable, summarise, write_t_study, write_table
 from app.explain import METHODS, Explainer, ExplainerError, Explanation, resolve_device
 from app.render.figures import compose_figure
 from models.checkpoint import CheckpointError, checkpoint_sha256, load_checkpoint
-from models.data.frame_cache import FrameSampling
+from models.data.frame_cache import FrameSampling, SkippedRecording
 from models.data.index import DatasetError, Recording, discover
 from models.training.distributed import DistributedContext, init_distributed
 
@@ -144,7 +144,7 @@ def _check(config: EvaluationConfig) -> None:
         ("--passes", config.passes),
         ("--every-k", config.every_k),
         ("--batch-size", config.batch_size),
-        ("--max-frames", config.max_frames or 1),
+        ("--max-frames", 1 if config.max_frames is None else config.max_frames),
     ):
         if value < 1:
             raise EvaluationError(f"{name} must be at least 1, got {value}")
@@ -447,7 +447,8 @@ def run_evaluation(config: EvaluationConfig) -> dict[str, Any]:
 
     Raises:
         EvaluationError: a missing data root, a bad checkpoint, unknown methods, bad options,
-            no readable frame, or an output folder holding other settings' scores.
+            no readable frame, a class none of whose recordings can be read, or an output
+            folder holding other settings' scores.
     """
     _check(config)
     ctx, owned = _join(config)
@@ -518,10 +519,27 @@ def _select_frames(config: EvaluationConfig, metadata: Any) -> _Selection:
         FrameSampling(config.every_k, dedup),
         config.max_frames,
     )
-    notes += [f"skipped unreadable recording {s}" for s in skipped]
+    notes += [f"skipped unreadable recording {s.name}: {s.reason}" for s in skipped]
     if not frames:
         raise EvaluationError("no readable frame in the selected recordings")
+    _check_classes(recordings, skipped)
     return _Selection(recordings, frames, dedup, notes)
+
+
+def _check_classes(recordings: Sequence[Recording], skipped: Sequence[SkippedRecording]) -> None:
+    """Refuse a selection in which every recording of a class is unreadable: the tables would
+    describe the other classes only, as if they were the whole held-out set (as a data root of
+    one class is refused)."""
+    unreadable = {s.name: s.reason for s in skipped}
+    for class_name in dict.fromkeys(r.class_name for r in recordings):
+        names = [r.name for r in recordings if r.class_name == class_name]
+        if all(n in unreadable for n in names):
+            raise EvaluationError(
+                f"every recording of class {class_name!r} is unreadable ({len(names)}: "
+                f"{names[0]}: {unreadable[names[0]]}"
+                f"{'; ...' if len(names) > 1 else ''}), so only the other classes would be "
+                "scored; replace or remove the damaged files"
+            )
 
 
 def _select_recordings(

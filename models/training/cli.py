@@ -22,6 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.argument_types import float_in, int_in
+from app.commands.common import EXIT_BAD_INPUT, EXIT_OUTPUT_FAILED, CommandError, OutputError
+from app.private_files import check_writable_folder
 from models.architectures import resolve_arch
 from models.checkpoint import CheckpointError
 from models.data.augment import AugmentConfig
@@ -30,10 +32,11 @@ from models.training.config import (
     DEFAULT_INTENDED_USE,
     TrainConfig,
     TrainingError,
+    TrainingOutputError,
     resume_file_path,
 )
 from models.training.cross_validation import cross_validate
-from models.training.distributed import init_distributed
+from models.training.distributed import DistributedContext, init_distributed
 from models.training.loop import train
 from models.training.resume import ResumeError
 from models.training.summary import format_summary
@@ -198,8 +201,39 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def _check_destination(option: str, path: Path, what: str) -> None:
+    """Refuse an output file that could not be written, before any training: a folder where
+    the file should go (:class:`CommandError`, bad input) or a folder that refuses new files
+    (:class:`OutputError`)."""
+    if path.is_dir():
+        raise CommandError(
+            f"{option} {path} is a folder; give the file to write, e.g. {path / 'model.pt'}"
+        )
+    try:
+        check_writable_folder(path.parent)
+    except OSError as exc:
+        raise OutputError.cannot_write(what, path, exc) from None
+
+
+def _check_destinations(paths: dict[str, tuple[Path, str]], ctx: DistributedContext) -> None:
+    """:func:`_check_destination` for each ``option: (path, what)`` on rank 0 (the one that
+    writes), its verdict shared so that every process stops together."""
+    failure: CommandError | None = None
+    if ctx.is_main:
+        try:
+            for option, (path, what) in paths.items():
+                _check_destination(option, path, what)
+        except CommandError as exc:
+            failure = exc
+    failure = ctx.broadcast_object(failure)
+    if failure is not None:
+        raise failure
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 error, 2 usage error)."""
+    """Run the command line; returns the exit status: 0 done, 2 bad input (options, data,
+    resume file), 3 an output cannot be written (checked before training, and on each save),
+    130 interrupted."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -213,19 +247,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx = init_distributed(config.device)
     except ValueError as exc:
         parser.error(str(exc))
+    report = args.report or config.out.with_suffix(".folds.json")
+    destinations = {"--out": (config.out, "the checkpoint")}
+    if args.folds is not None:
+        destinations["--report"] = (report, "the cross-validation report")
     try:
+        _check_destinations(destinations, ctx)
         if args.folds is not None:
-            report = args.report or config.out.with_suffix(".folds.json")
             cross_validate(config, ctx, args.folds, report)
         else:
             summary = train(config, ctx)
             if ctx.is_main:
                 print(format_summary(summary))
                 print(f"best checkpoint: {config.out}")
-    except (DatasetError, TrainingError, ResumeError, CheckpointError) as exc:
+    except (CommandError, DatasetError, TrainingError, ResumeError, CheckpointError) as exc:
         if ctx.is_main:
             print(f"error: {exc}", file=sys.stderr)
-        return 1
+        if isinstance(exc, CommandError):
+            return exc.exit_status
+        return EXIT_OUTPUT_FAILED if isinstance(exc, TrainingOutputError) else EXIT_BAD_INPUT
     except KeyboardInterrupt:
         if ctx.is_main:
             print(

@@ -24,6 +24,7 @@ __all__ = [
     "Recipe",
     "TrainConfig",
     "TrainingError",
+    "TrainingOutputError",
     "last_checkpoint_path",
     "resume_file_path",
 ]
@@ -33,6 +34,11 @@ DEFAULT_INTENDED_USE = "research use only, not for clinical use"
 
 class TrainingError(Exception):
     """Training cannot go on; the message says why and what is left on disk."""
+
+
+class TrainingOutputError(TrainingError):
+    """An output of training (checkpoint, resume file, report) cannot be written: a full disk,
+    a read-only folder; the message names the file and what is left on disk."""
 
 
 @dataclass(frozen=True)

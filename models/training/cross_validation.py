@@ -17,7 +17,7 @@ import numpy as np
 from app.private_files import write_atomic
 from models.architectures import resolve_arch
 from models.data.splits import kfold_splits
-from models.training.config import TrainConfig, resume_file_path
+from models.training.config import TrainConfig, TrainingOutputError, resume_file_path
 from models.training.distributed import DistributedContext
 from models.training.loop import fit
 from models.training.prepare import prepare_data
@@ -41,6 +41,7 @@ def cross_validate(
 
     Raises:
         DatasetError: If a class has fewer recordings than folds.
+        TrainingOutputError: A checkpoint or the report cannot be written.
     """
     data = prepare_data(config, ctx)
     splits = kfold_splits(data.readable, folds, config.seed)
@@ -90,9 +91,15 @@ def cross_validate(
         **aggregate,
     }
     if ctx.is_main:
-        report.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(result, indent=2) + "\n"
-        write_atomic(report, text.encode("utf-8"), private=False)  # the umask decides
+        try:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(report, text.encode("utf-8"), private=False)  # the umask decides
+        except OSError as exc:
+            raise TrainingOutputError(
+                f"cannot write the cross-validation report {report}: {exc.strerror or exc}; "
+                f"the {folds} fold checkpoints are saved (rerun with --resume to write it)"
+            ) from exc
         m = aggregate["mean"]["final"]
         print(
             f"{folds}-fold cross-validation: mean final val frame acc {m['val_frame_acc']:.3f}, "

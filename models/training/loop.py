@@ -62,6 +62,7 @@ from models.training.config import (
     Recipe,
     TrainConfig,
     TrainingError,
+    TrainingOutputError,
     last_checkpoint_path,
     resume_file_path,
 )
@@ -462,14 +463,19 @@ class _Trainer:
                 else "no earlier epoch had been saved"
             )
             cause = _os_error(error)
-            advice = "Free disk space" if cause and cause.errno == errno.ENOSPC else "Fix this"
+            advice = {
+                errno.ENOSPC: "Free disk space",
+                errno.EDQUOT: "Free disk space",
+                errno.EACCES: "Make the folder writable",
+                errno.EROFS: "Make the folder writable",
+            }.get(cause.errno if cause else None, "Free disk space or make the folder writable")
             advice += ", then rerun with --resume to continue" if done > 0 else ", then rerun"
-            raise TrainingError(
+            raise TrainingOutputError(
                 f"could not save the checkpoints of epoch {self.epoch}: {_reason(error)}. "
                 f"Nothing already saved was damaged: {kept}. {advice}."
             ) from error
         if failed:
-            raise TrainingError("rank 0 could not save the checkpoints; see its message")
+            raise TrainingOutputError("rank 0 could not save the checkpoints; see its message")
         if improved:
             self.saved_best_epoch = self.epoch
 
@@ -498,7 +504,7 @@ class _Trainer:
             best = load_checkpoint(self.out).model
             save_checkpoint(self.out, best, self._metadata(summary))
         except CheckpointError as exc:
-            raise TrainingError(
+            raise TrainingOutputError(
                 f"could not store the final summary in {self.out}: {_reason(exc)}; the "
                 f"checkpoint of epoch {self.best.get('epoch')} is unchanged"
             ) from exc
@@ -588,6 +594,9 @@ def _os_error(exc: BaseException) -> OSError | None:
 
 
 def _reason(exc: BaseException) -> str:
+    """What went wrong, in a few words: a CheckpointError names its file and reason itself."""
+    if isinstance(exc, CheckpointError):
+        return str(exc)
     cause = _os_error(exc)
     if cause is not None and cause.strerror:
         return f"{cause.strerror} (errno {cause.errno})"
@@ -610,7 +619,7 @@ def fit(
         metadata.
 
     Raises:
-        TrainingError: If a checkpoint cannot be saved (earlier files stay intact).
+        TrainingOutputError: If a checkpoint cannot be saved (earlier files stay intact).
         ResumeError: If ``config.resume`` is set and cannot be continued from.
     """
     return _Trainer(config, ctx, data, split).run()

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from app.private_files import atomic_write
+from models.checkpoint import write_torch_file
 
 __all__ = ["RESUME_FORMAT", "ResumeError", "ResumeState", "load_resume_state", "save_resume_state"]
 
@@ -73,13 +73,11 @@ def save_resume_state(path: str | os.PathLike[str], state: ResumeState) -> None:
     """Write ``state`` to ``path`` atomically; a failure leaves any previous file intact.
 
     Raises:
-        OSError: If the file could not be written (no temporary file is left behind).
+        CheckpointError: If the file could not be written, e.g. "cannot write resume file
+            PATH: the disk is full or not writable" (no temporary file is left behind).
     """
-    path = Path(path)
     payload = {"format": RESUME_FORMAT, "format_version": RESUME_VERSION, **asdict(state)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, private=False) as fh:  # the umask decides, as for checkpoints
-        torch.save(payload, fh)
+    write_torch_file(path, payload, "resume file")
 
 
 def load_resume_state(
