@@ -1,5 +1,5 @@
 """Command line: ``python -m app COMMAND`` (view, run, explain, bench, process, bench-pipeline,
-bench-recording, evaluate, review, soak, train, phantom, demo-model).
+bench-recording, evaluate, calibrate, review, soak, train, phantom, demo-model).
 
 Without a subcommand, ``python -m app [options]`` is ``python -m app view [options]``: the
 viewer, on the shipped demo unless told otherwise.
@@ -9,7 +9,8 @@ command's arguments and handler live in one module of :mod:`app.commands`, which
 with ``add_parser(sub)``: :mod:`~app.commands.view`, :mod:`~app.commands.run`,
 :mod:`~app.commands.explain`, :mod:`~app.commands.bench`, :mod:`~app.commands.process`,
 :mod:`~app.commands.bench_pipeline`, :mod:`~app.commands.bench_recording`,
-:mod:`~app.commands.evaluate`, :mod:`~app.commands.review`, :mod:`~app.commands.soak`, and
+:mod:`~app.commands.evaluate`, :mod:`~app.commands.calibrate`, :mod:`~app.commands.review`,
+:mod:`~app.commands.soak`, and
 :mod:`~app.commands.forwarded` (``train``, ``phantom``, ``demo-model``, whose arguments go on
 untouched to ``models.train``, ``models.phantom`` and ``models.demo``).
 A handler returns the exit status. Every failure goes through :func:`exit_status_of` (one
@@ -33,6 +34,7 @@ from app.commands import (
     bench,
     bench_pipeline,
     bench_recording,
+    calibrate,
     evaluate,
     explain,
     forwarded,
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_pipeline.add_parser(sub)
     bench_recording.add_parser(sub)
     evaluate.add_parser(sub)
+    calibrate.add_parser(sub)
     review.add_parser(sub)
     soak.add_parser(sub)
     forwarded.add_parser(sub)  # train, phantom, demo-model

@@ -1,4 +1,4 @@
-"""Calibrated uncertainty: the mathematics, without Qt and without a model.
+"""Calibrated uncertainty, without Qt: the mathematics, and fitting it to a checkpoint.
 
 Import from the modules themselves (this package imports none of them):
 
@@ -9,6 +9,10 @@ Import from the modules themselves (this package imports none of them):
   is bounded with a stated confidence (Clopper-Pearson, fixed-sequence testing).
 - :mod:`app.calibration.conformal`: split-conformal prediction sets.
 - :mod:`app.calibration.reliability`: ECE (torchmetrics), NLL, Brier, the reliability diagram.
+- :mod:`app.calibration.rules`: a checkpoint's fitted calibration (``metadata.calibration``)
+  and applying it to one frame's passes: calibrated probabilities, UNCERTAIN, the set.
+- :mod:`app.calibration.fitting`: fitting that on held-out recordings (the one module here that
+  runs a model; ``python -m app calibrate``).
 
 scipy and torchmetrics take seconds to import; each is imported inside the function that fits or
 measures, so that applying a fitted rule to a frame costs numpy only.
