@@ -61,7 +61,10 @@ def test_calibrate_writes_a_calibration_the_viewer_can_apply(
     before = read_metadata(checkpoint)
     assert calibrate(data, checkpoint) == 0
     printed = capsys.readouterr().out
-    assert "fitted on 24 frames of 2 recordings" in printed and "wrote the calibration" in printed
+    assert (
+        "calibration fitted on 24 frames of 2 recordings" in printed
+        and "wrote the calibration" in printed
+    )
     metadata = read_metadata(checkpoint)
     assert metadata.training == before.training  # only the calibration changed
     calibration = Calibration.from_metadata(metadata.calibration)

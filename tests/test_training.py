@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import torch
 
+from app.calibration.rules import Calibration
 from models.checkpoint import load_checkpoint, read_metadata
 from models.data.phantom import PhantomConfig, write_dataset
 from models.train import main
@@ -92,6 +93,9 @@ def test_checkpoints_metadata_and_summary(
         16,
     )
     assert str(phantom_root.parent) not in json.dumps(meta.to_dict())  # no full paths
+    calibration = Calibration.from_metadata(meta.calibration)  # calibrated at the end
+    assert calibration is not None and calibration.fitted["recordings"] == t["val_recordings"]
+    assert calibration.fitted["frames"] == 24 and calibration.mc.temperature > 0
 
     last = read_metadata(last_checkpoint_path(two_epochs))
     assert last.training["epochs_completed"] == 2

@@ -36,7 +36,14 @@ from app.calibration.rules import SIGNALS, Calibration, ModeCalibration
 from app.calibration.temperature import fit_temperature, scaled_probabilities
 from app.timestamps import utc_now_iso
 
-__all__ = ["CalibrationSettings", "FitError", "fit_calibration", "passes_probabilities"]
+__all__ = [
+    "CalibrationSettings",
+    "FitError",
+    "calibrate_checkpoint",
+    "describe_fit",
+    "fit_calibration",
+    "passes_probabilities",
+]
 
 
 class FitError(Exception):
@@ -237,3 +244,51 @@ def fit_calibration(
         "figures": {"mc": mc_figures, "deterministic": det_figures},
     }
     return Calibration(mc, det, fitted)
+
+
+def calibrate_checkpoint(
+    data: str | Path,
+    checkpoint: str | Path,
+    settings: CalibrationSettings = CalibrationSettings(),
+    device: str = "cpu",
+    *,
+    write: bool = True,
+) -> Calibration:
+    """:func:`fit_calibration`, then, with ``write``, store the result in the checkpoint's
+    metadata (atomically, weights unchanged: :func:`models.checkpoint.rewrite_metadata`).
+
+    Raises:
+        FitError, CheckpointError: as :func:`fit_calibration`; CheckpointError or OSError when
+            the checkpoint cannot be rewritten (it is then as it was).
+    """
+    import dataclasses
+
+    from models.checkpoint import read_metadata, rewrite_metadata
+
+    calibration = fit_calibration(data, checkpoint, settings, device)
+    if write:
+        metadata = read_metadata(checkpoint)
+        rewrite_metadata(
+            checkpoint, dataclasses.replace(metadata, calibration=calibration.to_metadata())
+        )
+    return calibration
+
+
+def describe_fit(calibration: Calibration) -> str:
+    """What was fitted and measured, a few lines for the terminal."""
+    fitted = calibration.fitted
+    lines = [
+        f"calibration fitted on {fitted['frames']} frames of {len(fitted['recordings'])} "
+        f"recordings (T = {fitted['passes']}); frames of one recording are correlated"
+    ]
+    for key, name in (("mc", "MC Dropout"), ("deterministic", "deterministic")):
+        mode, figures = calibration.for_mode(key == "mc"), fitted["figures"][key]
+        lines.append(
+            f"{name}: temperature {mode.temperature:.3f}, ECE {figures['ece']['raw']:.4f} -> "
+            f"{figures['ece']['calibrated']:.4f}, NLL {figures['nll']['raw']:.4f} -> "
+            f"{figures['nll']['calibrated']:.4f}; UNCERTAIN on {mode.signal}: "
+            f"{mode.abstention.describe()}; {mode.conformal.coverage:.0%} sets: coverage "
+            f"{figures['conformal_coverage']:.3f}, "
+            f"mean size {figures['conformal_mean_set_size']:.2f}"
+        )
+    return "\n".join(lines)

@@ -5,7 +5,6 @@ them in the checkpoint's metadata (:mod:`app.calibration.fitting`)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from app.argument_types import float_in, int_in
@@ -58,9 +57,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from app.calibration.fitting import CalibrationSettings, FitError, fit_calibration
+    from app.calibration.fitting import (
+        CalibrationSettings,
+        FitError,
+        calibrate_checkpoint,
+        describe_fit,
+    )
     from app.private_files import check_writable_folder
-    from models.checkpoint import CheckpointError, read_metadata, rewrite_metadata
+    from models.checkpoint import CheckpointError
 
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
@@ -82,35 +86,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         recordings=recordings,
     )
     try:
-        calibration = fit_calibration(args.data, checkpoint, settings, args.device)
-        metadata = read_metadata(checkpoint)
+        calibration = calibrate_checkpoint(
+            args.data, checkpoint, settings, args.device, write=not args.dry_run
+        )
     except (FitError, CheckpointError) as exc:
-        raise CommandError(str(exc)) from exc
-    fitted = calibration.fitted
-    print(
-        f"fitted on {fitted['frames']} frames of {len(fitted['recordings'])} recordings "
-        f"(T = {fitted['passes']}); frames of one recording are correlated"
-    )
-    for key, name in (("mc", "MC Dropout"), ("deterministic", "deterministic")):
-        mode, figures = calibration.for_mode(key == "mc"), fitted["figures"][key]
-        print(
-            f"{name}: temperature {mode.temperature:.3f}, ECE {figures['ece']['raw']:.4f} -> "
-            f"{figures['ece']['calibrated']:.4f}, NLL {figures['nll']['raw']:.4f} -> "
-            f"{figures['nll']['calibrated']:.4f}; UNCERTAIN on {mode.signal}: "
-            f"{mode.abstention.describe()}; {mode.conformal.coverage:.0%} sets: coverage "
-            f"{figures['conformal_coverage']:.3f}, "
-            f"mean size {figures['conformal_mean_set_size']:.2f}"
-        )
-    if args.dry_run:
-        print("dry run: the checkpoint is unchanged")
-        return 0
-    try:
-        rewrite_metadata(
-            checkpoint, dataclasses.replace(metadata, calibration=calibration.to_metadata())
-        )
-    except CheckpointError as exc:
         raise CommandError(str(exc)) from exc
     except OSError as exc:
         raise OutputError.cannot_write("the calibrated checkpoint", checkpoint, exc) from exc
-    print(f"wrote the calibration into {checkpoint}")
+    print(describe_fit(calibration))
+    if args.dry_run:
+        print("dry run: the checkpoint is unchanged")
+    else:
+        print(f"wrote the calibration into {checkpoint}")
     return 0

@@ -20,9 +20,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from app.argument_types import float_in, int_in
 from app.commands.common import EXIT_BAD_INPUT, EXIT_OUTPUT_FAILED, CommandError, OutputError
+from app.interrupt import Interrupted, exit_status
 from app.private_files import check_writable_folder
 from models.architectures import resolve_arch
 from models.checkpoint import CheckpointError
@@ -156,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cache-dir", type=Path, help="keep decoded frames here between runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="do not calibrate the checkpoint on the validation recordings at the end",
+    )
     # Testing aid: every process writes a hash of its final weights into this folder.
     p.add_argument("--weights-digest", type=Path, help=argparse.SUPPRESS)
     return p
@@ -230,6 +237,30 @@ def _check_destinations(paths: dict[str, tuple[Path, str]], ctx: DistributedCont
         raise failure
 
 
+def _calibrate(config: TrainConfig, summary: dict[str, Any], device: str) -> None:
+    """Calibrate the saved checkpoint on the validation recordings it held out (``python -m
+    app calibrate`` with its defaults); a model trained without any is left uncalibrated,
+    and a calibration that cannot be fitted is reported, not fatal."""
+    from app.calibration.fitting import (
+        CalibrationSettings,
+        FitError,
+        calibrate_checkpoint,
+        describe_fit,
+    )
+
+    if not summary.get("val_recordings"):
+        print("not calibrated: no validation recordings were held out")
+        return
+    settings = CalibrationSettings(every_k=config.every_k, seed=config.seed)
+    try:
+        calibration = calibrate_checkpoint(config.data, config.out, settings, device)
+    except (FitError, CheckpointError, OSError) as exc:
+        print(f"warning: not calibrated: {exc}", file=sys.stderr)
+        return
+    print(describe_fit(calibration))
+    print(f"calibration stored in {config.out} (python -m app calibrate refits it)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status: 0 done, 2 bad input (options, data,
     resume file), 3 an output cannot be written (checked before training, and on each save),
@@ -260,20 +291,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             if ctx.is_main:
                 print(format_summary(summary))
                 print(f"best checkpoint: {config.out}")
+                if not args.no_calibrate:
+                    _calibrate(config, summary, str(ctx.device))
     except (CommandError, DatasetError, TrainingError, ResumeError, CheckpointError) as exc:
         if ctx.is_main:
             print(f"error: {exc}", file=sys.stderr)
         if isinstance(exc, CommandError):
             return exc.exit_status
         return EXIT_OUTPUT_FAILED if isinstance(exc, TrainingOutputError) else EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if ctx.is_main:
             print(
                 "interrupted; the files of the last finished epoch are intact: rerun with "
                 "--resume to continue from there",
                 file=sys.stderr,
             )
-        return 130
+        return exit_status(exc.signum) if isinstance(exc, Interrupted) else 130
     finally:
         ctx.shutdown()
     return 0
