@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import math
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -293,3 +296,65 @@ def test_black_frames_are_marked_in_the_table_and_reported(
     rows = read_rows(outputs(out)[1])
     assert [r["field_of_view"] for r in rows] == ["detected", "no_signal", "detected"]
     assert "1 of 3 frames show no tissue" in capsys.readouterr().err
+
+
+def calibrated_copy(checkpoint: Path, folder: Path, threshold: float) -> Path:
+    """``checkpoint`` with a hand-made calibration: temperature 2, UNCERTAIN below a max
+    probability of ``threshold``, every class in the set from p >= 0.2 on."""
+    from app.calibration.abstention import AbstentionRule
+    from app.calibration.conformal import ConformalRule
+    from app.calibration.rules import Calibration, ModeCalibration
+    from models.checkpoint import read_metadata, rewrite_metadata
+
+    mode = ModeCalibration(
+        2.0,
+        "max_probability",
+        AbstentionRule(threshold, 0.01, 0.05, 0.5, 0.0, 0.01, 100),
+        ConformalRule(0.8, 0.95, 100),
+    )
+    path = folder / "calibrated.pt"
+    shutil.copyfile(checkpoint, path)
+    metadata = read_metadata(path)
+    calibration = Calibration(mode, mode, {"frames": 100}).to_metadata()
+    rewrite_metadata(path, dataclasses.replace(metadata, calibration=calibration))
+    return path
+
+
+@pytest.mark.parametrize("threshold", [0.0, math.inf])
+def test_a_calibrated_checkpoint_fills_the_calibrated_columns(
+    threshold: float, checkpoint: Path, video: Path, tmp_path: Path
+) -> None:
+    calibrated = calibrated_copy(checkpoint, tmp_path, threshold)
+    out = tmp_path / "out"
+    argv = ["process", str(video), "--checkpoint", str(calibrated), "--out", str(out)]
+    assert main([*argv, "--passes", "2", "--device", "cpu", "--quiet", "--max-frames", "3"]) == 0
+    for row in read_rows(outputs(out)[1]):
+        assert 0.0 < float(row["calibrated_p"]) <= 1.0
+        assert row["uncertain"] == ("1" if math.isinf(threshold) else "0")
+        members = row["prediction_set"].split("|")
+        assert row["class"] in members and set(members) <= set(CLASSES)
+    plain = tmp_path / "plain"
+    argv = ["process", str(video), "--checkpoint", str(checkpoint), "--out", str(plain)]
+    assert main([*argv, "--original", "--device", "cpu", "--quiet", "--max-frames", "1"]) == 0
+    (row,) = read_rows(outputs(plain)[1])
+    assert row["calibrated_p"] == row["uncertain"] == row["prediction_set"] == ""
+
+
+def test_the_analyzer_applies_the_calibration_of_its_mode(
+    checkpoint: Path, video: Path, tmp_path: Path
+) -> None:
+    from app.calibration.temperature import scaled_probabilities
+    from app.pipeline import FrameAnalyzer, PipelineSettings
+
+    calibrated = calibrated_copy(checkpoint, tmp_path, threshold=0.9)
+    with VideoFileSource(video) as source:
+        frame = source.read()
+    for mc, passes in ((True, 3), (False, 1)):
+        analyzer = FrameAnalyzer(PipelineSettings(calibrated, passes=passes, mc=mc, seed=0))
+        result = analyzer(frame)
+        expected = scaled_probabilities(result.explanation.probs.numpy()[None], 2.0)[0]
+        np.testing.assert_allclose(result.calibrated.probabilities, expected, rtol=1e-9)
+        summary = result.summary(None)
+        assert summary.calibrated_p == pytest.approx(expected[summary.predicted_idx])
+        assert summary.uncertain == (expected.max() < 0.9)
+    assert FrameAnalyzer(PipelineSettings(checkpoint, passes=2)).calibration is None

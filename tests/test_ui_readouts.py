@@ -240,3 +240,32 @@ def test_a_black_frame_names_no_class(result: FrameResult, qtbot: QtBot) -> None
     panel.show_prediction(Prediction.of(result.summary(mean_cv=0.25)))
     assert panel.class_name.text() == result.class_names[result.predicted_idx]
     assert panel.explained.isHidden()
+
+
+def test_the_readout_shows_uncertain_the_set_and_not_calibrated(
+    result: FrameResult, qtbot: QtBot
+) -> None:
+    from app.ui.latency_plot import LatencyHistory
+    from app.ui.readout_panel import ReadoutPanel
+
+    panel = ReadoutPanel(LatencyHistory())
+    qtbot.addWidget(panel)
+    raw = result.summary(mean_cv=0.25)
+    panel.show_prediction(Prediction.of(raw))
+    assert "not calibrated" in panel.probability.text()
+    names = result.class_names
+    unsure = dataclasses.replace(
+        raw, calibrated_p=0.61, uncertain=True, prediction_set=(names[0], names[1])
+    )
+    panel.show_prediction(Prediction.of(unsure))
+    assert panel.class_name.text() == "UNCERTAIN"
+    assert panel.class_name.property("state") == "uncertain"
+    assert panel.probability.text().startswith("calibrated p 0.61")
+    assert panel.explained.text() == f"Could be {names[0]} or {names[1]}: do not rely on this frame"
+    sure = dataclasses.replace(
+        unsure, calibrated_p=0.99, uncertain=False, prediction_set=(names[1],)
+    )
+    panel.show_prediction(Prediction.of(sure))
+    assert panel.class_name.text() == names[raw.predicted_idx]
+    assert panel.class_name.property("state") == "" and panel.explained.isHidden()
+    assert panel.probability.text().startswith("calibrated p 0.99  (raw ")

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import torch
 
+from app.calibration.rules import Calibration, CalibrationError
 from app.explain import Explainer, ExplainerError
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings, SettingsError
@@ -72,6 +73,9 @@ class FrameAnalyzer:
 
     One analyzer serves one thread at a time.
 
+    A checkpoint with a calibration (``python -m app calibrate``) has it applied to every
+    frame (:attr:`FrameResult.calibrated`), for the settings' mode (MC Dropout or not).
+
     Args:
         settings: what to do.
         loaded: ``settings.checkpoint`` already loaded (to skip loading the file); None loads
@@ -97,6 +101,11 @@ class FrameAnalyzer:
         meta: CheckpointMetadata = self.metadata
         self.class_names: tuple[str, ...] = tuple(meta.class_names)
         self.class_idx = self._resolve_class(settings.target_class)
+        try:
+            calibration = Calibration.from_metadata(meta.calibration)
+        except CalibrationError as exc:
+            raise SettingsError(f"{settings.checkpoint.name}: {exc}") from exc
+        self.calibration = None if calibration is None else calibration.for_mode(settings.mc)
         self.preprocessor = FramePreprocessor(
             PreprocessConfig(tuple(meta.input_size), tuple(meta.mean), tuple(meta.std)),
             tracker=FieldOfViewTracker(),
@@ -182,6 +191,11 @@ class FrameAnalyzer:
         pre = self.preprocessor(frame.image)
         preprocess_ms = (time.perf_counter() - start) * 1e3
         explanation = self.explainer(pre.tensor, class_idx=self.class_idx).cpu()
+        calibrated = (
+            None
+            if self.calibration is None
+            else self.calibration.apply(explanation.probs.numpy()[None])[0]
+        )
         result_time = time.monotonic()
         timings = {
             "read": frame.read_ms,
@@ -208,4 +222,5 @@ class FrameAnalyzer:
             timings_ms=timings,
             settings=self.settings,
             metadata=self.metadata,
+            calibrated=calibrated,
         )

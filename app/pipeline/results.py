@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from app.calibration.rules import CalibratedFrame
 from app.explain import Explanation
 from app.pipeline.settings import PipelineSettings
 from app.preprocess.field_of_view import FieldOfView
@@ -46,6 +48,8 @@ class FrameResult:
             stages as "explain.<stage>", "total" (capture to result).
         settings: the settings this frame was analysed with.
         metadata: the checkpoint's metadata (architecture, intended use, ...).
+        calibrated: the frame after the checkpoint's calibration (calibrated probabilities,
+            accepted or UNCERTAIN, prediction set); None for a checkpoint without one.
     """
 
     frame_id: int
@@ -62,6 +66,7 @@ class FrameResult:
     timings_ms: Mapping[str, float]
     settings: PipelineSettings
     metadata: CheckpointMetadata
+    calibrated: CalibratedFrame | None = None
 
     @property
     def latency_ms(self) -> float:
@@ -156,4 +161,15 @@ class FrameResult:
             fov_found=bool(self.fov.found),
             timings_ms=dict(self.timings_ms),
             fov_source=self.fov.source,
+            **self._calibrated_fields(int(ex.mean_probs.argmax())),
         )
+
+    def _calibrated_fields(self, predicted: int) -> dict[str, Any]:
+        """The summary's calibrated values (none without a calibration)."""
+        if self.calibrated is None:
+            return {}
+        return {
+            "calibrated_p": float(self.calibrated.probabilities[predicted]),
+            "uncertain": not self.calibrated.accepted,
+            "prediction_set": tuple(self.class_names[k] for k in self.calibrated.prediction_set),
+        }

@@ -64,6 +64,12 @@ class FrameSummary:
         fov_source: how the field of view was found (:attr:`FieldOfView.source
             <app.preprocess.field_of_view.FieldOfView.source>`: ``"detected"``, ``"no_signal"``
             for a black frame, ...); ``"unknown"`` for a recorded frame.
+        calibrated_p: the calibrated probability of the predicted class; None when the
+            checkpoint has no calibration (``python -m app calibrate``) or it is not known.
+        uncertain: the calibration abstains on this frame (UNCERTAIN: no class to rely on);
+            None without a calibration.
+        prediction_set: the conformal prediction set's class names, in the model's order;
+            empty without a calibration.
     """
 
     frame_id: int
@@ -86,6 +92,9 @@ class FrameSummary:
     fov_found: bool
     timings_ms: Mapping[str, float]
     fov_source: str = "unknown"
+    calibrated_p: float | None = None
+    uncertain: bool | None = None
+    prediction_set: tuple[str, ...] = ()
 
     @property
     def no_tissue(self) -> str | None:

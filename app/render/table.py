@@ -28,7 +28,9 @@ def csv_columns(summary: FrameSummary) -> list[str]:
     seconds since the summary's clock origin), ``class, class_index, p_<class>`` for every
     class, ``entropy_nats, mutual_information_nats, mean_cv_in_fov``, ``field_of_view`` (how it
     was found: ``detected``, ``no_signal`` for a black frame, ...; see
-    :attr:`~app.render.summary.FrameSummary.fov_source`), ``latency_ms`` (capture to result),
+    :attr:`~app.render.summary.FrameSummary.fov_source`), ``calibrated_p``, ``uncertain`` (0/1)
+    and ``prediction_set`` (class names joined by ``|``; the three are empty for a checkpoint
+    without calibration), ``latency_ms`` (capture to result),
     then ``<stage>_ms`` for read, wait, preprocess, explain, the engine's own stages
     (``explain_forward_ms``, ...) and ``total_ms``.
     """
@@ -47,6 +49,9 @@ def csv_columns(summary: FrameSummary) -> list[str]:
         "mutual_information_nats",
         "mean_cv_in_fov",
         "field_of_view",
+        "calibrated_p",
+        "uncertain",
+        "prediction_set",
         "latency_ms",
         *(_stage_column(stage) for stage in stages),
     ]
@@ -66,6 +71,9 @@ def csv_row(summary: FrameSummary) -> dict[str, Any]:
         "mutual_information_nats": f"{summary.mutual_information:.6f}",
         "mean_cv_in_fov": "" if summary.mean_cv is None else f"{summary.mean_cv:.6f}",
         "field_of_view": summary.fov_source,
+        "calibrated_p": "" if summary.calibrated_p is None else f"{summary.calibrated_p:.6f}",
+        "uncertain": "" if summary.uncertain is None else int(summary.uncertain),
+        "prediction_set": "|".join(summary.prediction_set),
         "latency_ms": f"{summary.latency_ms:.2f}",
     }
     for name, p in summary.probability_by_class.items():

@@ -153,17 +153,33 @@ class ReadoutPanel(QWidget):
             for key in ("entropy", "mi", "cv"):
                 self.uncertainty.set(key, "-")
             return
+        e = prediction.explained
         if prediction.no_tissue is not None:  # a black frame: no class name to rely on
-            self.class_name.setText("No tissue")
-            self.probability.setText(f"model output {prediction.predicted.name}: not a reading")
-            self.explained.setText(prediction.no_tissue[:1].upper() + prediction.no_tissue[1:])
-            self.explained.show()
+            state, name = "no_tissue", "No tissue"
+            probability = f"model output {prediction.predicted.name}: not a reading"
+            note = prediction.no_tissue[:1].upper() + prediction.no_tissue[1:]
+        elif prediction.uncertain:  # the calibration abstains: say so across the room
+            state, name = "uncertain", "UNCERTAIN"
+            probability = prediction.probability_text()
+            note = (
+                f"Could be {prediction.set_text() or prediction.predicted.name}: do not rely on "
+                "this frame"
+            )
         else:
-            self.class_name.setText(prediction.predicted.name)
-            self.probability.setText(prediction.probability_text())
-            e = prediction.explained
-            self.explained.setText(f"Maps explain {e.name} (p {format_probability(e.mean, e.std)})")
-            self.explained.setVisible(prediction.explains_other_class)
+            state, name = "", prediction.predicted.name
+            probability = prediction.probability_text()
+            notes = [f"One of {prediction.set_text()}"] if prediction.set_text() else []
+            if prediction.explains_other_class:
+                notes.append(f"Maps explain {e.name} (p {format_probability(e.mean, e.std)})")
+            note = "; ".join(notes)
+        self.class_name.setText(name)
+        if self.class_name.property("state") != state:
+            self.class_name.setProperty("state", state)
+            self.class_name.style().unpolish(self.class_name)
+            self.class_name.style().polish(self.class_name)
+        self.probability.setText(probability)
+        self.explained.setText(note)
+        self.explained.setVisible(bool(note))
         self._ensure_bars([c.name for c in prediction.classes])
         for c in prediction.classes:
             bar = self._bar_widgets[c.name]

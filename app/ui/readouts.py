@@ -59,6 +59,10 @@ class Prediction:
         mean_cv: mean risk (CV) over the defined pixels of the field of view, or None.
         no_tissue: why the frame shows no tissue to classify (a black frame), or None; the
             viewer then names no class (:attr:`~app.render.summary.FrameSummary.no_tissue`).
+        calibrated_p: the calibrated probability of the predicted class; None when the
+            checkpoint is not calibrated.
+        uncertain: the calibration abstains on this frame (the viewer shows UNCERTAIN).
+        prediction_set: the conformal set's class names (empty when not calibrated).
     """
 
     predicted: ClassProbability
@@ -70,6 +74,9 @@ class Prediction:
     passes: int
     mean_cv: float | None
     no_tissue: str | None = None
+    calibrated_p: float | None = None
+    uncertain: bool = False
+    prediction_set: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, summary: FrameSummary) -> Prediction:
@@ -90,6 +97,9 @@ class Prediction:
             passes=summary.passes if summary.mc else 1,
             mean_cv=summary.mean_cv,
             no_tissue=summary.no_tissue,
+            calibrated_p=summary.calibrated_p,
+            uncertain=bool(summary.uncertain),
+            prediction_set=summary.prediction_set,
         )
 
     @property
@@ -97,10 +107,18 @@ class Prediction:
         return self.explained.name != self.predicted.name
 
     def probability_text(self) -> str:
-        """``p 0.97 ± 0.02 over T = 10`` for the predicted class."""
+        """``calibrated p 0.99  (raw 0.97 ± 0.02 over T = 10)`` for the predicted class, or
+        ``p 0.97 ± 0.02  (over T = 10, not calibrated)``."""
         spread = f"over T = {self.passes}" if self.passes > 1 else "single pass"
         p = self.predicted
-        return f"p {format_probability(p.mean, p.std)}  ({spread})"
+        if self.calibrated_p is None:
+            return f"p {format_probability(p.mean, p.std)}  ({spread}, not calibrated)"
+        raw = format_probability(p.mean, p.std)
+        return f"calibrated p {self.calibrated_p:.2f}  (raw {raw} {spread})"
+
+    def set_text(self) -> str:
+        """``glioblastoma or meningioma``: the prediction set, when it holds more than one."""
+        return " or ".join(self.prediction_set) if len(self.prediction_set) > 1 else ""
 
     def entropy_text(self) -> str:
         """``0.052 / 1.10 nats``: the entropy and its maximum, ln K."""

@@ -44,6 +44,10 @@ QGroupBox::title {{
 QLabel#Muted {{ color: {muted}; }}
 QLabel#Value {{ color: {text}; font-family: "DejaVu Sans Mono", monospace; }}
 QLabel#ClassName {{ font-size: 18pt; font-weight: bold; color: {text}; }}
+QLabel#ClassName[state="uncertain"] {{
+    background: {warning}; color: #111; border-radius: 4px; padding: 2px 8px;
+}}
+QLabel#ClassName[state="no_tissue"] {{ color: {muted}; }}
 QLabel#Headline {{ font-size: 12pt; font-weight: bold; color: {text}; }}
 QLabel#SourceLine {{ color: {muted}; }}
 QLabel#IntendedUse {{
