@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 __all__ = [
     "ENDING_SIGNALS",
@@ -63,19 +63,27 @@ def _raise_interrupted(signum: int, _frame: object) -> None:
 
 
 @contextlib.contextmanager
-def raise_on_signals() -> Iterator[None]:
-    """Within the block, every signal in :data:`ENDING_SIGNALS` raises :class:`Interrupted` in
-    the main thread; the previous handlers are restored on exit. A no-op off the main thread
-    (Python only runs signal handlers there)."""
+def _handled_by(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """Every signal in :data:`ENDING_SIGNALS` goes to ``handler`` within the block; the
+    previous handlers are restored on exit. A no-op off the main thread (Python only runs
+    signal handlers there)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in ENDING_SIGNALS}
+    previous = {sig: signal.signal(sig, handler) for sig in ENDING_SIGNALS}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def raise_on_signals() -> Iterator[None]:
+    """Within the block, every signal in :data:`ENDING_SIGNALS` raises :class:`Interrupted` in
+    the main thread."""
+    with _handled_by(_raise_interrupted):
+        yield
 
 
 class StopRequest:
@@ -108,8 +116,8 @@ class StopRequest:
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[StopRequest]:
     """Within the block, an ending signal sets the yielded :class:`StopRequest` instead of
-    raising; a second signal of the same kind raises :class:`Interrupted` (the user insists).
-    The previous handlers are restored on exit. Main thread only."""
+    raising; a second signal raises :class:`Interrupted` (the user insists).
+    The previous handlers are restored on exit. A no-op off the main thread."""
     request = StopRequest()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -117,31 +125,22 @@ def stop_on_signals() -> Iterator[StopRequest]:
             raise Interrupted(signum)
         request.set(signum)
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in ENDING_SIGNALS}
-    try:
+    with _handled_by(request_stop):
         yield request
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
     """Hold ending signals back while the block runs (a few renames that must happen all or
     not at all), then deliver the first one that arrived. A no-op off the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     held: list[int] = []
 
     def hold(signum: int, _frame: object) -> None:
         held.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in ENDING_SIGNALS}
     try:
-        yield
+        with _handled_by(hold):
+            yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if held:
+        if held:  # delivered now, to the handlers of before the block
             signal.raise_signal(held[0])

@@ -7,18 +7,27 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
 import pytest
 
 from app.cli import main
+from app.interrupt import Interrupted, raise_on_signals
 from app.pipeline import PipelineSettings
 from app.pipeline.headless import process
-from app.private_files import atomic_write, make_private_dirs, open_private, write_atomic
+from app.private_files import (
+    atomic_write,
+    make_private_dirs,
+    open_private,
+    write_atomic,
+    write_files_atomic,
+)
 from app.recording import SessionRecorder
 from app.review.bookmarks import BookmarkStore
 from app.review.export import export_clip, export_snapshot
@@ -199,3 +208,33 @@ def test_nothing_is_at_the_target_until_the_block_ends(tmp_path: Path) -> None:
         fh.write(b"x")
         assert not (tmp_path / "a.bin").exists()  # nothing at the target until the block ends
     assert (tmp_path / "a.bin").read_bytes() == b"x"
+
+
+def test_a_signal_while_a_set_of_files_is_written_waits_for_the_whole_set(
+    tmp_path: Path,
+) -> None:
+    for name in ("a.png", "b.npz", "c.json"):
+        (tmp_path / name).write_bytes(b"old")
+
+    def signal_mid_write(fh: BinaryIO) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while b.npz is being written
+        fh.write(b"new")
+
+    payloads = {"a.png": b"new", "b.npz": signal_mid_write, "c.json": b"new"}
+    with pytest.raises(Interrupted) as raised, raise_on_signals():
+        write_files_atomic(tmp_path, payloads)
+    assert raised.value.signum == signal.SIGTERM
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == dict.fromkeys(payloads, b"new")
+
+
+def test_a_failure_while_a_set_of_files_is_written_replaces_none_of_them(tmp_path: Path) -> None:
+    for name in ("a.png", "b.npz"):
+        (tmp_path / name).write_bytes(b"old")
+
+    def full_disk(_fh: BinaryIO) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(OSError, match="No space left"):
+        write_files_atomic(tmp_path, {"a.png": b"new", "b.npz": full_disk})
+    kept = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert kept == {"a.png": b"old", "b.npz": b"old"}
