@@ -325,14 +325,21 @@ def test_a_calibrated_checkpoint_fills_the_calibrated_columns(
     threshold: float, checkpoint: Path, video: Path, tmp_path: Path
 ) -> None:
     calibrated = calibrated_copy(checkpoint, tmp_path, threshold)
-    out = tmp_path / "out"
+    out, session = tmp_path / "out", tmp_path / "session"
     argv = ["process", str(video), "--checkpoint", str(calibrated), "--out", str(out)]
-    assert main([*argv, "--passes", "2", "--device", "cpu", "--quiet", "--max-frames", "3"]) == 0
-    for row in read_rows(outputs(out)[1]):
+    argv += ["--record", str(session), "--passes", "2", "--device", "cpu", "--quiet"]
+    assert main([*argv, "--max-frames", "3"]) == 0
+    rows = read_rows(outputs(out)[1])
+    recorded = SessionReader(session)
+    for position, row in enumerate(rows):
         assert 0.0 < float(row["calibrated_p"]) <= 1.0
         assert row["uncertain"] == ("1" if math.isinf(threshold) else "0")
         members = row["prediction_set"].split("|")
         assert row["class"] in members and set(members) <= set(CLASSES)
+        again = recorded.frame(position)[1].summary()  # the recording gives the same back
+        assert again.calibrated_p == pytest.approx(float(row["calibrated_p"]), abs=1e-6)
+        assert again.uncertain == (row["uncertain"] == "1")
+        assert "|".join(again.prediction_set) == row["prediction_set"]
     plain = tmp_path / "plain"
     argv = ["process", str(video), "--checkpoint", str(checkpoint), "--out", str(plain)]
     assert main([*argv, "--original", "--device", "cpu", "--quiet", "--max-frames", "1"]) == 0

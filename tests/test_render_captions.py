@@ -86,3 +86,14 @@ def test_a_black_frame_caption_names_no_class() -> None:
     assert prediction_caption(black) == "no tissue  ·  model output meningioma, not a reading"
     assert summary(fov_source="detected").no_tissue is None
     assert summary(fov_source="no_surround").no_tissue is None  # a full-frame image is fine
+
+
+def test_a_calibrated_caption_says_uncertain_or_gives_the_calibrated_probability() -> None:
+    unsure = summary(
+        calibrated_p=0.6, uncertain=True, prediction_set=("glioblastoma", "meningioma")
+    )
+    assert prediction_caption(unsure) == (
+        "UNCERTAIN  ·  could be glioblastoma or meningioma  ·  mean CV 0.21"
+    )
+    sure = summary(calibrated_p=0.994, uncertain=False, prediction_set=("meningioma",))
+    assert prediction_caption(sure) == "meningioma  calibrated p 0.99  ·  mean CV 0.21"

@@ -11,7 +11,7 @@ whether the frame is accepted or abstained (UNCERTAIN), and its prediction set.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -107,6 +107,16 @@ class CalibratedFrame:
     def predicted(self) -> int:
         return int(np.argmax(self.probabilities))
 
+    def summary_fields(self, predicted: int, class_names: Sequence[str]) -> dict[str, Any]:
+        """:class:`~app.render.summary.FrameSummary`'s calibrated fields for a frame whose
+        (raw) predicted class is ``predicted``: ``calibrated_p``, ``uncertain``,
+        ``prediction_set`` (names)."""
+        return {
+            "calibrated_p": float(self.probabilities[predicted]),
+            "uncertain": not self.accepted,
+            "prediction_set": tuple(class_names[k] for k in self.prediction_set),
+        }
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -149,6 +159,8 @@ class Calibration:
         """
         if not entry:
             return None
+        if not isinstance(entry, Mapping):
+            raise CalibrationError(f"the checkpoint's calibration is not an object: {entry!r:.80}")
         if entry.get("format") != FORMAT:
             raise CalibrationError(
                 f"calibration of format {entry.get('format')!r}, this version reads {FORMAT}: "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -161,15 +160,9 @@ class FrameResult:
             fov_found=bool(self.fov.found),
             timings_ms=dict(self.timings_ms),
             fov_source=self.fov.source,
-            **self._calibrated_fields(int(ex.mean_probs.argmax())),
+            **(
+                {}
+                if self.calibrated is None
+                else self.calibrated.summary_fields(int(ex.mean_probs.argmax()), self.class_names)
+            ),
         )
-
-    def _calibrated_fields(self, predicted: int) -> dict[str, Any]:
-        """The summary's calibrated values (none without a calibration)."""
-        if self.calibrated is None:
-            return {}
-        return {
-            "calibrated_p": float(self.calibrated.probabilities[predicted]),
-            "uncertain": not self.calibrated.accepted,
-            "prediction_set": tuple(self.class_names[k] for k in self.calibrated.prediction_set),
-        }

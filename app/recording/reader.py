@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from app.calibration.rules import CalibratedFrame, Calibration, CalibrationError
 from app.recording.layout import (
     DISPLAY_LOG_NAME,
     FRAMES_DIR,
@@ -104,6 +105,7 @@ class FrameRecord:
     fov_found: bool
     timings_ms: dict[str, float]
     fov_source: str = "unknown"
+    calibrated: CalibratedFrame | None = None
 
     @property
     def class_name(self) -> str:
@@ -139,6 +141,11 @@ class FrameRecord:
             fov_found=self.fov_found,
             timings_ms=dict(self.timings_ms),
             fov_source=self.fov_source,
+            **(
+                {}
+                if self.calibrated is None
+                else self.calibrated.summary_fields(int(np.argmax(self.probs)), self.class_names)
+            ),
         )
 
 
@@ -249,6 +256,7 @@ class SessionReader:
         self.folder = Path(folder)
         self.manifest: dict[str, Any] = read_manifest(self.folder)
         self.warnings: list[str] = []
+        self.calibration = self._recorded_calibration()
         """Damage worked around while opening (a partial chunk read instead of a corrupt
         complete one), for the user."""
         self.damaged: list[DamagedFrames] = []
@@ -473,6 +481,19 @@ class SessionReader:
             self._cache[slot] = _load_chunk(self._chunks[slot])
         return self._cache[slot]
 
+    def _recorded_calibration(self) -> Calibration | None:
+        """The calibration of the checkpoint the session was recorded with (its manifest
+        keeps the checkpoint's metadata); None when it had none or it does not read."""
+        checkpoint = self.manifest.get("checkpoint")
+        metadata = checkpoint.get("metadata") if isinstance(checkpoint, dict) else None
+        if not isinstance(metadata, dict):
+            return None
+        try:
+            return Calibration.from_metadata(metadata.get("calibration") or {})
+        except CalibrationError as exc:
+            self.warnings.append(f"the recorded calibration is not used: {exc}")
+            return None
+
     def _record(self, a: dict[str, np.ndarray], row: int) -> FrameRecord:
         mean_cv = float(a["mean_cv"][row])
         stages = [str(s) for s in a["timing_names"]]
@@ -508,4 +529,13 @@ class SessionReader:
             fov_found=bool(a["fov_found"][row]),
             timings_ms=timings,
             fov_source=str(a["fov_source"][row]) if "fov_source" in a else "unknown",
+            calibrated=self._calibrated(a, row),
         )
+
+    def _calibrated(self, a: dict[str, np.ndarray], row: int) -> CalibratedFrame | None:
+        """The frame under the recorded checkpoint's calibration, as the live view had it
+        (from the stored per-pass probabilities; None without either)."""
+        if self.calibration is None or "pass_probs" not in a:
+            return None
+        mc = bool(a["mc"][row]) if "mc" in a else bool(self.manifest.get("mc", True))
+        return self.calibration.for_mode(mc).apply(a["pass_probs"][row][None])[0]
