@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from app.private_files import make_private
 
-__all__ = ["VIDEO_FORMATS", "PanelVideoWriter", "count_video_frames"]
+__all__ = ["MAX_RATE", "VIDEO_FORMATS", "PanelVideoWriter", "count_video_frames", "playable_rate"]
 
 VIDEO_FORMATS: tuple[tuple[str, str], ...] = (("mp4v", ".mp4"), ("MJPG", ".avi"))
 """(FourCC, suffix) tried in order; the first OpenCV can write is used."""
@@ -30,6 +31,21 @@ def count_video_frames(path: str | Path) -> int:
         capture.release()
 
 
+MAX_RATE = 600.0
+"""The highest frame rate a panel video is written at."""
+
+
+def playable_rate(fps: float) -> float:
+    """``fps`` as a rate every writer takes: rounded to 0.01 and at most :data:`MAX_RATE`
+    (25 when not a positive number). MPEG-4 refuses a time base whose denominator exceeds
+    65535, which OpenCV's fraction for an arbitrary rate such as a session's measured 667.876
+    frames/s does; 0.01 steps below 600 always fit."""
+    fps = float(fps)
+    if not (math.isfinite(fps) and fps > 0):
+        return 25.0
+    return max(0.01, round(min(fps, MAX_RATE), 2))
+
+
 class PanelVideoWriter:
     """Writes BGR uint8 images to ``base`` + the suffix of the first format that opens.
 
@@ -38,7 +54,7 @@ class PanelVideoWriter:
 
     Args:
         base: the file path without its suffix (``out/clip`` gives ``out/clip.mp4``).
-        fps: the video's frame rate.
+        fps: the video's frame rate; stored as :func:`playable_rate` makes it.
         formats: (FourCC, suffix) pairs to try, in order.
     """
 
@@ -46,7 +62,7 @@ class PanelVideoWriter:
         self, base: Path, fps: float, formats: Sequence[tuple[str, str]] = VIDEO_FORMATS
     ) -> None:
         self.base = Path(base)
-        self.fps = float(fps) if fps > 0 else 25.0
+        self.fps = playable_rate(fps)
         self.formats = tuple(formats)
         self.path: Path | None = None
         self.codec = ""
