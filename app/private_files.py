@@ -220,13 +220,8 @@ def write_files_atomic(
     """
     with deferred_signals(), contextlib.ExitStack() as renames:
         for name, payload in payloads.items():
-            handle = renames.enter_context(
-                atomic_write(Path(folder) / name, sync=sync, private=private)
-            )
-            if isinstance(payload, bytes):
-                handle.write(payload)
-            else:
-                payload(handle)
+            target = atomic_write(Path(folder) / name, sync=sync, private=private)
+            _write_payload(renames.enter_context(target), payload)
 
 
 def write_atomic(
@@ -239,7 +234,12 @@ def write_atomic(
     """Write ``payload`` (bytes, or a function writing to a binary file) to ``path``, whole or
     not at all (see :func:`atomic_write`, which takes the same keywords)."""
     with atomic_write(path, sync=sync, private=private) as fh:
-        if isinstance(payload, bytes):
-            fh.write(payload)
-        else:
-            payload(fh)
+        _write_payload(fh, payload)
+
+
+def _write_payload(fh: BinaryIO, payload: bytes | Callable[[BinaryIO], None]) -> None:
+    """Write ``payload``: bytes as they are, or a function that writes to ``fh``."""
+    if isinstance(payload, bytes):
+        fh.write(payload)
+    else:
+        payload(fh)

@@ -23,7 +23,14 @@ from app.calibration.conformal import ConformalRule
 from app.calibration.inputs import PROBABILITY_FLOOR, as_probabilities
 from app.calibration.temperature import scaled_probabilities
 
-__all__ = ["SIGNALS", "CalibratedFrame", "Calibration", "CalibrationError", "ModeCalibration"]
+__all__ = [
+    "SIGNALS",
+    "CalibratedFrame",
+    "Calibration",
+    "CalibrationError",
+    "ModeCalibration",
+    "summary_fields",
+]
 
 FORMAT = 1
 """Version of the ``metadata.calibration`` layout this module reads and writes."""
@@ -107,15 +114,20 @@ class CalibratedFrame:
     def predicted(self) -> int:
         return int(np.argmax(self.probabilities))
 
-    def summary_fields(self, predicted: int, class_names: Sequence[str]) -> dict[str, Any]:
-        """:class:`~app.render.summary.FrameSummary`'s calibrated fields for a frame whose
-        (raw) predicted class is ``predicted``: ``calibrated_p``, ``uncertain``,
-        ``prediction_set`` (names)."""
-        return {
-            "calibrated_p": float(self.probabilities[predicted]),
-            "uncertain": not self.accepted,
-            "prediction_set": tuple(class_names[k] for k in self.prediction_set),
-        }
+
+def summary_fields(
+    calibrated: CalibratedFrame | None, predicted: int, class_names: Sequence[str]
+) -> dict[str, Any]:
+    """:class:`~app.render.summary.FrameSummary`'s calibrated fields (``calibrated_p``,
+    ``uncertain``, ``prediction_set`` as names) for a frame whose raw predicted class is
+    ``predicted``; none (``{}``) without a calibration."""
+    if calibrated is None:
+        return {}
+    return {
+        "calibrated_p": float(calibrated.probabilities[predicted]),
+        "uncertain": not calibrated.accepted,
+        "prediction_set": tuple(class_names[k] for k in calibrated.prediction_set),
+    }
 
 
 @dataclass(frozen=True)

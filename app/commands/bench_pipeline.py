@@ -48,9 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
     from app.benchmarks.pipeline import benchmark_pipeline, format_report
+    from app.pipeline import SettingsError, SourceError
 
     report_file = check_json_report(args.json)
-    from app.pipeline import SettingsError, SourceError
 
     if args.threads:
         import torch

@@ -29,9 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _cmd_bench_recording(args: argparse.Namespace) -> int:
     from app.benchmarks.recording import benchmark_recording
+    from app.pipeline import SettingsError, SourceError
 
     report_file = check_json_report(args.json)
-    from app.pipeline import SettingsError, SourceError
 
     try:
         report = benchmark_recording(

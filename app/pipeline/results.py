@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.calibration.rules import CalibratedFrame
+from app.calibration.rules import CalibratedFrame, summary_fields
 from app.explain import Explanation
 from app.pipeline.settings import PipelineSettings
 from app.preprocess.field_of_view import FieldOfView
@@ -160,9 +160,5 @@ class FrameResult:
             fov_found=bool(self.fov.found),
             timings_ms=dict(self.timings_ms),
             fov_source=self.fov.source,
-            **(
-                {}
-                if self.calibrated is None
-                else self.calibrated.summary_fields(int(ex.mean_probs.argmax()), self.class_names)
-            ),
+            **summary_fields(self.calibrated, int(ex.mean_probs.argmax()), self.class_names),
         )

@@ -9,7 +9,13 @@ session = SessionReader(folder); image, record = session.frame(0)
 from app.recording.background import BackgroundRecorder
 from app.recording.layout import DEFAULT_SESSIONS_DIR, new_session_folder
 from app.recording.manifest import RecordingError, describe_source
-from app.recording.reader import DamagedFrames, FrameRecord, SessionReader, Timeline
+from app.recording.reader import (
+    DamagedFrames,
+    FrameRecord,
+    SessionReader,
+    Timeline,
+    format_positions,
+)
 from app.recording.writer import SessionRecorder
 
 __all__ = [
@@ -22,5 +28,6 @@ __all__ = [
     "SessionRecorder",
     "Timeline",
     "describe_source",
+    "format_positions",
     "new_session_folder",
 ]

@@ -17,13 +17,19 @@ import io
 import math
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.calibration.rules import CalibratedFrame, Calibration, CalibrationError
+from app.calibration.rules import (
+    CalibratedFrame,
+    Calibration,
+    CalibrationError,
+    summary_fields,
+)
 from app.recording.layout import (
     DISPLAY_LOG_NAME,
     FRAMES_DIR,
@@ -39,7 +45,7 @@ from app.recording.layout import (
 from app.recording.manifest import RecordingError, read_manifest
 from app.render.summary import FrameSummary
 
-__all__ = ["DamagedFrames", "FrameRecord", "SessionReader", "Timeline"]
+__all__ = ["DamagedFrames", "FrameRecord", "SessionReader", "Timeline", "format_positions"]
 
 _CACHED_CHUNKS = 4
 _LOAD_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
@@ -141,11 +147,7 @@ class FrameRecord:
             fov_found=self.fov_found,
             timings_ms=dict(self.timings_ms),
             fov_source=self.fov_source,
-            **(
-                {}
-                if self.calibrated is None
-                else self.calibrated.summary_fields(int(np.argmax(self.probs)), self.class_names)
-            ),
+            **summary_fields(self.calibrated, int(np.argmax(self.probs)), self.class_names),
         )
 
 
@@ -176,12 +178,19 @@ class DamagedFrames:
 
 
 def _chunks_label(chunks: tuple[int, ...]) -> str:
-    """``chunk 1``, ``chunks 1-3`` (consecutive) or ``chunks 1, 4``."""
-    if len(chunks) == 1:
-        return f"chunk {chunks[0]}"
-    if list(chunks) == list(range(chunks[0], chunks[-1] + 1)):
-        return f"chunks {chunks[0]}-{chunks[-1]}"
-    return "chunks " + ", ".join(map(str, chunks))
+    """``chunk 1``, ``chunks 1-3`` or ``chunks 1, 4``."""
+    return f"chunk {chunks[0]}" if len(chunks) == 1 else f"chunks {format_positions(chunks)}"
+
+
+def format_positions(positions: Sequence[int]) -> str:
+    """Frame positions as runs: ``[3, 10, 11, 12]`` gives ``3, 10-12``."""
+    runs: list[list[int]] = []
+    for position in sorted(positions):
+        if runs and position == runs[-1][1] + 1:
+            runs[-1][1] = position
+        else:
+            runs.append([position, position])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _runs(values: np.ndarray) -> list[tuple[int, int, int]]:

@@ -88,19 +88,14 @@ def prediction_caption(summary: FrameSummary, uncertain: bool = False) -> str:
     ``no tissue  ·  model output meningioma, not a reading`` for a black frame; with a
     calibration, ``UNCERTAIN  ·  could be A or B  ·  mean CV 0.21`` for an abstained frame and
     ``meningioma  calibrated p 0.99  ·  ...`` otherwise."""
+    cv = f"mean CV {format_mean_cv(summary.mean_cv)}"
     if summary.no_tissue is not None:  # a black frame: name no class
         text = f"no tissue  ·  model output {summary.class_name}, not a reading"
     elif summary.uncertain:  # the calibration abstains: name no single class either
         could_be = " or ".join(summary.prediction_set) or summary.class_name
-        text = f"UNCERTAIN  ·  could be {could_be}  ·  mean CV {format_mean_cv(summary.mean_cv)}"
+        text = f"UNCERTAIN  ·  could be {could_be}  ·  {cv}"
     elif summary.calibrated_p is not None:
-        text = (
-            f"{summary.class_name}  calibrated p {summary.calibrated_p:.2f}  ·  "
-            f"mean CV {format_mean_cv(summary.mean_cv)}"
-        )
+        text = f"{summary.class_name}  calibrated p {summary.calibrated_p:.2f}  ·  {cv}"
     else:
-        text = (
-            f"{summary.class_name}  p {summary.probability:.2f}  ·  "
-            f"mean CV {format_mean_cv(summary.mean_cv)}"
-        )
+        text = f"{summary.class_name}  p {summary.probability:.2f}  ·  {cv}"
     return text + ("  ·  uncertain" if uncertain else "")

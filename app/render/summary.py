@@ -63,7 +63,8 @@ class FrameSummary:
             "explain.<stage>", "total"), in the order the pipeline reported them.
         fov_source: how the field of view was found (:attr:`FieldOfView.source
             <app.preprocess.field_of_view.FieldOfView.source>`: ``"detected"``, ``"no_signal"``
-            for a black frame, ...); ``"unknown"`` for a recorded frame.
+            for a black frame, ...); ``"unknown"`` for a frame recorded before sessions kept
+            it.
         calibrated_p: the calibrated probability of the predicted class; None when the
             checkpoint has no calibration (``python -m app calibrate``) or it is not known.
         uncertain: the calibration abstains on this frame (UNCERTAIN: no class to rely on);

@@ -15,7 +15,7 @@ import json
 import math
 import os
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from app.private_files import (
     make_private_dirs,
     write_files_atomic,
 )
-from app.recording import RecordingError
+from app.recording import RecordingError, format_positions
 from app.render.panel_video import VIDEO_FORMATS, PanelVideoWriter, count_video_frames
 from app.review.session import ReviewFrame, ReviewSession
 
@@ -89,17 +89,6 @@ def _session_record(session: ReviewSession, include_paths: bool) -> dict[str, An
     if not include_paths and record["model"]["file"]:
         record["model"]["file"] = Path(str(record["model"]["file"])).name
     return record
-
-
-def format_positions(positions: Sequence[int]) -> str:
-    """Frame positions as runs: ``[3, 10, 11, 12]`` gives ``3, 10-12``."""
-    runs: list[list[int]] = []
-    for position in sorted(positions):
-        if runs and position == runs[-1][1] + 1:
-            runs[-1][1] = position
-        else:
-            runs.append([position, position])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def clip_path(session: ReviewSession, path: str | Path) -> Path:
