@@ -127,8 +127,8 @@ def test_panels_show_the_stored_frame(qtbot: QtBot, session_dir: Path, tmp_path:
     window.show_frame(3)
     panels = window.panels
     assert window.position == 3 and window.slider.value() == 3
-    assert np.array_equal(panels.raw.image, frame_to_gray8(session.frame(3).raw))
-    assert np.array_equal(panels.raw.image, _raw(3))
+    assert np.array_equal(panels.raw_frame, frame_to_gray8(session.frame(3).raw))
+    assert np.array_equal(panels.raw_frame, _raw(3))
     frame = session.frame(3)
     for panel in (panels.enhanced, panels.risk):
         overlay = panel.overlay_image
@@ -365,7 +365,7 @@ def test_a_damaged_result_chunk_shows_what_it_can(
     assert "frames 5-9 (chunk 1) are unreadable" in window.warning_line.text()
     strip = window.timeline_strip
     assert strip.count == FRAMES and list(strip.class_idx[5:10]) == [-1] * 5  # grey: unknown
-    assert window.frame is not None and np.array_equal(window.panels.raw.image, _raw(0))
+    assert window.frame is not None and np.array_equal(window.panels.raw_frame, _raw(0))
 
     window.show_frame(7)
     assert window.frame is None and "frames 5-9 (chunk 1)" in (window.frame_error or "")
@@ -373,7 +373,7 @@ def test_a_damaged_result_chunk_shows_what_it_can(
     assert "chunk 1" in window.banners.source.text
     window.show_frame(10)  # the next chunk reads again, at its own position
     assert window.frame is not None and window.frame.record.frame_id == 10
-    assert np.array_equal(window.panels.raw.image, _raw(10))
+    assert np.array_equal(window.panels.raw_frame, _raw(10))
 
     window.show_frame(3)
     window.play()  # through the damaged frames to the end

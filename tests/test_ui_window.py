@@ -95,7 +95,7 @@ def test_frames_flow_into_all_three_panels(qtbot: QtBot, demo_window: MainWindow
     window = demo_window
     _wait_results(qtbot, window, 3)
     raw, enhanced, risk = window.panels.panels
-    assert raw.image is not None and raw.image.shape == (336, 464)
+    assert window.panels.raw_frame is not None and window.panels.raw_frame.shape == (336, 464)
     for panel in (enhanced, risk):
         assert panel.image is not None and panel.image.shape == (224, 224)
         assert panel.image.std() > 5
@@ -103,6 +103,9 @@ def test_frames_flow_into_all_three_panels(qtbot: QtBot, demo_window: MainWindow
         assert overlay is not None and overlay.shape == (224, 224, 4)
     result = window.shown_result
     assert result is not None
+    side = result.fov.crop_window()[2]  # the raw panel: the field of view the maps were cut from
+    assert raw.image is not None and raw.image.shape == (side, side)
+    assert "field of view" in raw.caption.text
     outside = ~result.fov_mask
     assert (enhanced.overlay_image[..., 3][outside] == 0).all()
     undefined = np.isnan(result.maps()[1])
@@ -218,6 +221,14 @@ def test_keys_snapshot_and_pause(qtbot: QtBot, demo_window: MainWindow) -> None:
         files.json.read_text()
     )
 
+    store = window.store
+    assert store is not None
+    qtbot.keyClick(window, Qt.Key.Key_W)  # View > Whole frame, remembered for the next start
+    assert window.panels.whole_frame and store.load().whole_frame
+    assert window.panels.raw.image.shape == (336, 464)
+    qtbot.keyClick(window, Qt.Key.Key_W)
+    assert not window.panels.whole_frame and not store.load().whole_frame
+
     assert not pipeline.paused
     qtbot.keyClick(window, Qt.Key.Key_Space)
     assert pipeline.paused
@@ -315,9 +326,9 @@ def test_odd_frame_sources(qtbot: QtBot, tmp_path: Path) -> None:
     window = _open_window(tmp_path, IterableSource(sixteen_bit, fps=25, name="sixteen"))
     try:
         _wait_results(qtbot, window, 2)
-        assert window.panels.raw.image.shape == (336, 464)
+        assert window.panels.raw_frame.shape == (336, 464)
         assert "16-bit grey" in window.source_line.text()
-        assert window.panels.raw.image.std() > 10  # scaled right, not black
+        assert window.panels.raw_frame.std() > 10  # scaled right, not black
 
         one_channel = [f[..., None] for f in frames]
         window.open_source(IterableSource(one_channel, fps=25, name="single"))

@@ -14,10 +14,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.preprocess.field_of_view import to_gray_float
+from app.preprocess.field_of_view import FieldOfView, apply_field_of_view, to_gray_float
 from app.render.overlay import level_index, to_uint8_gray
+from app.render.summary import FrameSummary
 
-__all__ = ["circle_outline", "colormap_lut", "frame_to_gray8", "map_to_rgba", "mask_outline"]
+__all__ = [
+    "circle_outline",
+    "colormap_lut",
+    "crop_outline",
+    "field_of_view_crop",
+    "frame_to_gray8",
+    "map_to_rgba",
+    "mask_outline",
+    "summary_fov",
+]
 
 
 def colormap_lut(colormap: int) -> np.ndarray:
@@ -36,6 +46,30 @@ def frame_to_gray8(image: np.ndarray) -> np.ndarray:
         TypeError: not a numpy array.
     """
     return to_uint8_gray(to_gray_float(image))
+
+
+def field_of_view_crop(gray: np.ndarray, fov: FieldOfView) -> np.ndarray:
+    """A displayed frame cut to the square its model input was made from.
+
+    The crop of :class:`~app.preprocess.model_input.FramePreprocessor` before it resizes:
+    ``fov.crop_window()``, zero outside the disc and where the square passes the frame's
+    edge, at the frame's own resolution. Every raw panel that follows the field of view (the
+    viewer's, the review's, panel videos and exported PNGs) is cut here.
+
+    Args:
+        gray: (H, W) uint8, the frame as :func:`frame_to_gray8` shows it.
+        fov: the field of view the model input was cut with.
+
+    Returns:
+        (side, side) uint8, ``side = fov.crop_window()[2]``.
+    """
+    return apply_field_of_view(gray, fov, crop=True)
+
+
+def summary_fov(summary: FrameSummary) -> FieldOfView:
+    """The field of view an analysed frame's model input was cut with, from its summary."""
+    cx, cy, radius = summary.fov
+    return FieldOfView(cx, cy, radius, found=summary.fov_found, source=summary.fov_source)
 
 
 def map_to_rgba(
@@ -81,6 +115,19 @@ def circle_outline(
     """A closed circle through ``points`` points around the pixel centre (cx, cy)."""
     angles = np.linspace(0.0, 2.0 * np.pi, points)
     return cx + 0.5 + radius * np.cos(angles), cy + 0.5 + radius * np.sin(angles)
+
+
+def crop_outline(
+    fov: FieldOfView, size: tuple[int, ...] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The field-of-view circle on :func:`field_of_view_crop`'s square, in its pixels, or
+    stretched over an image of ``size`` (H, W, ...) made from that square (the model input)."""
+    x0, y0, side = fov.crop_window()
+    x, y = circle_outline(fov.cx - x0, fov.cy - y0, fov.radius)
+    if size is not None:
+        x *= size[1] / side
+        y *= size[0] / side
+    return x, y
 
 
 def mask_outline(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -125,6 +125,7 @@ def export_clip(
     stop: int | None = None,
     fps: float | None = None,
     height: int | None = None,
+    whole_frame: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ClipReport:
     """Write frames ``start`` to ``stop`` (exclusive) as a three-panel video.
@@ -141,6 +142,8 @@ def export_clip(
         stop: one past the last frame (None: to the end).
         fps: frame rate, finite and > 0 (None: the rate the session was recorded at).
         height: panel height in pixels (None: the model's input height).
+        whole_frame: the raw panel shows the whole frame (default: the field of view, as
+            the map panels do).
         progress: called with (frames done, frames in all) after each frame; an exception it
             raises (e.g. to cancel) stops the export, and the partial file is removed.
 
@@ -172,7 +175,7 @@ def export_clip(
         with writer:
             for done, position in enumerate(range(start, stop), start=1):
                 try:
-                    image = session.frame(position).panels(height)
+                    image = session.frame(position).panels(height, whole_frame=whole_frame)
                 except RecordingError as exc:
                     skipped.append(position)
                     because[str(exc).removeprefix(f"frame {position}: ")] = None
@@ -210,6 +213,7 @@ def export_snapshot(
     folder: str | Path,
     *,
     height: int | None = None,
+    whole_frame: bool = False,
     note: str | None = None,
     include_paths: bool = False,
     frame: ReviewFrame | None = None,
@@ -224,6 +228,7 @@ def export_snapshot(
         position: the frame.
         folder: where to write (created).
         height: panel height in pixels (None: the model's input height).
+        whole_frame: as for :func:`export_clip`.
         note: the frame's bookmark note, when the user wants it in the export.
         include_paths: also write the session folder's path.
         frame: the frame already loaded (saves reading it again).
@@ -239,7 +244,7 @@ def export_snapshot(
     frame = frame if frame is not None else session.frame(position)
     make_private_dirs(folder)
     stem = folder / f"review-frame{frame.position:06d}"
-    ok, png = cv2.imencode(".png", frame.panels(height))
+    ok, png = cv2.imencode(".png", frame.panels(height, whole_frame=whole_frame))
     if not ok:
         raise RuntimeError("OpenCV cannot encode the snapshot as PNG")
     record = {

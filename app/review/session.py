@@ -59,11 +59,18 @@ class ReviewFrame:
         """The text above each panel, as in headless processing."""
         return panel_headers(self.summary)
 
-    def panels(self, height: int | None = None) -> np.ndarray:
-        """raw | enhanced | risk as one BGR uint8 image (see
-        :func:`app.render.panels.render_panels`)."""
+    def panels(self, height: int | None = None, *, whole_frame: bool = False) -> np.ndarray:
+        """raw | enhanced | risk as one BGR uint8 image, the raw panel cut to the field of
+        view unless ``whole_frame`` (see :func:`app.render.panels.render_panels`)."""
         return render_panels(
-            self.summary, self.raw, self.display, self.fov_mask, self.mean, self.cv, height
+            self.summary,
+            self.raw,
+            self.display,
+            self.fov_mask,
+            self.mean,
+            self.cv,
+            height,
+            whole_frame=whole_frame,
         )
 
     def numbers(self) -> dict[str, Any]:

@@ -57,7 +57,7 @@ from app.ui.controls import PlaybackControls, SettingsControls
 from app.ui.latency_plot import LatencyHistory
 from app.ui.notices import Level, Notice, event_notice, failure_notice, stall_notice
 from app.ui.options import ViewerOptions
-from app.ui.panels import PanelRow
+from app.ui.panels import WHOLE_FRAME_KEY, PanelRow
 from app.ui.presenter import FramePresenter
 from app.ui.readout_panel import ReadoutPanel
 from app.ui.readouts import describe_frame_format, describe_source, map_caption, stats_text
@@ -66,7 +66,7 @@ from app.ui.recording_control import RecordingControl, shareable_source
 from app.ui.session import OpenOutcome, OpenRequest, PipelineSession
 from app.ui.side_column import side_column
 from app.ui.snapshot import SnapshotFiles, save_snapshot, snapshot_record
-from app.ui.window_setup import add_action, fit_to_screen
+from app.ui.window_setup import add_action, fit_to_screen, list_action
 
 __all__ = ["MainWindow"]
 
@@ -202,8 +202,11 @@ class MainWindow(QMainWindow):
         body.setSpacing(8)
         viewer = QVBoxLayout()
         viewer.setSpacing(0)
-        self.panels = PanelRow()
+        self.panels = PanelRow(whole_frame=self.options.whole_frame)
         self.panels.maps_painted.connect(self._maps_painted)
+        self.panels.whole_frame_changed.connect(
+            lambda whole: self._remember(self.preferences.replace(whole_frame=whole))
+        )
         self.banners = BannerOverlay(self.panels)
         viewer.addWidget(self.panels, 1)
         self.playback = PlaybackControls()
@@ -267,6 +270,8 @@ class MainWindow(QMainWindow):
         view = bar.addMenu("&View")
         self.fullscreen_action = add_action(self, view, "&Full screen", self.toggle_fullscreen, "F")
         add_action(self, view, "Leave full screen", self.leave_fullscreen, "Escape")
+        view.addSeparator()
+        list_action(self, view, self.panels.whole_frame_action)
 
         help_menu = bar.addMenu("&Help")
         add_action(self, help_menu, "Keyboard shortcuts", self._show_shortcuts, "F1")
@@ -346,6 +351,7 @@ class MainWindow(QMainWindow):
         self.history.clear()
         for panel in (self.panels.enhanced, self.panels.risk):
             panel.reset("analysing the first frame…")
+        self.panels.set_field_of_view(None)
         self.readouts.show_prediction(None)
         self.banners.show_source_notice(None)
         source = pipeline.source
@@ -427,15 +433,13 @@ class MainWindow(QMainWindow):
                     Notice(f"Cannot show the frames of this source: {exc}", Level.ERROR, True)
                 )
             return
-        panel = self.panels.raw
-        panel.show_image(gray)
+        self.panels.show_raw(
+            gray, f"frame {frame.frame_id} (#{frame.source_index})  ·  {frame.source_time:.2f} s"
+        )
         if not self._frame_format:
             self._frame_format = describe_frame_format(frame.image)
             if self.session.pipeline is not None:
                 self._show_source_line(self.session.pipeline)
-        panel.set_caption(
-            f"frame {frame.frame_id} (#{frame.source_index})  ·  {frame.source_time:.2f} s"
-        )
 
     def _show_result(self, pipeline: Pipeline, result: FrameResult) -> None:
         mean, cv = result.maps()
@@ -660,7 +664,7 @@ class MainWindow(QMainWindow):
         from app.ui.review_window import open_review
 
         try:
-            window = open_review(Path(folder))
+            window = open_review(Path(folder), whole_frame=self.panels.whole_frame)
         except (RecordingError, OSError) as exc:
             self._notify(Notice(f"Cannot review {folder}: {exc}", Level.ERROR, True))
             return None
@@ -735,6 +739,7 @@ class MainWindow(QMainWindow):
             "Space  play / pause\nLeft / Right  previous / next frame\nHome  first frame\n"
             "S  snapshot (PNG + JSON)\nCtrl+R  start / stop recording, "
             "Ctrl+Shift+R  review a session\nF  full screen, Escape  leave it\n"
+            f"{WHOLE_FRAME_KEY}  raw panel: whole frame / field of view\n"
             "Ctrl+O  open video, Ctrl+D  capture device, Ctrl+M  model"
         )
         box.setModal(False)

@@ -29,6 +29,8 @@ class ViewerOptions:
         loop: replay files in a loop.
         speed: playback speed of files in live mode.
         opacity: overlay opacity, 0 to 1.
+        whole_frame: the raw panel shows the whole frame (False: the field of view, as the
+            map panels do).
         snapshot_dir: where the S key writes snapshots.
         recordings_dir: where the record button creates session folders.
         refresh_hz: how often the GUI looks for new frames and results.
@@ -42,6 +44,7 @@ class ViewerOptions:
     loop: bool = True
     speed: float = 1.0
     opacity: float = 0.5
+    whole_frame: bool = False
     snapshot_dir: Path = DEFAULT_SNAPSHOT_DIR
     recordings_dir: Path = DEFAULT_SESSIONS_DIR
     refresh_hz: float = 60.0
@@ -88,6 +91,7 @@ def resolve_options(
         mode=Mode(mode or preferences.mode),
         loop=preferences.loop if loop is None else loop,
         opacity=preferences.opacity,
+        whole_frame=preferences.whole_frame,
         snapshot_dir=Path(folder).expanduser() if folder else DEFAULT_SNAPSHOT_DIR,
         recordings_dir=Path(recordings_dir).expanduser()
         if recordings_dir

@@ -8,6 +8,13 @@ auto-levelled, so brightness and colours mean the same on every frame.
 
 A panel emits :attr:`ImagePanel.painted` after each repaint; the window uses it to report when
 a result actually reached the screen (capture-to-display latency).
+
+The raw panel shows, by default, the frame cut to the square the model input was made from
+(:func:`~app.render.layers.field_of_view_crop`, at the source's resolution) and stretched over
+the map panels' pixel grid: the three images are the same size and a point at one place in
+each is the same point of tissue. "Whole frame" (:attr:`PanelRow.whole_frame_action`, W, and
+the button on the raw panel) shows the uncropped frame instead, as does the raw panel while no
+field of view is known for the frame's size.
 """
 
 from __future__ import annotations
@@ -16,11 +23,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QPaintEvent, QPixmap, QResizeEvent
-from PySide6.QtWidgets import QHBoxLayout, QWidget
+from PySide6.QtCore import QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence, QPaintEvent, QPixmap, QResizeEvent
+from PySide6.QtWidgets import QHBoxLayout, QToolButton, QWidget
 
-from app.render.layers import colormap_lut, map_to_rgba, mask_outline
+from app.preprocess.field_of_view import FieldOfView
+from app.render.layers import (
+    circle_outline,
+    colormap_lut,
+    crop_outline,
+    field_of_view_crop,
+    map_to_rgba,
+    mask_outline,
+)
 from app.render.overlay import (
     ENHANCED_COLORMAP,
     ENHANCED_LEVELS,
@@ -30,7 +45,18 @@ from app.render.overlay import (
 )
 from app.ui.theme import COLOURS
 
-__all__ = ["ENHANCED_SCALE", "RISK_SCALE", "ColourScale", "ImagePanel", "PanelRow"]
+__all__ = [
+    "ENHANCED_SCALE",
+    "GREY_SCALE",
+    "RISK_SCALE",
+    "WHOLE_FRAME_KEY",
+    "ColourScale",
+    "ImagePanel",
+    "PanelRow",
+]
+
+WHOLE_FRAME_KEY = "W"
+"""The shortcut of the raw panel's whole-frame toggle."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +75,12 @@ ENHANCED_SCALE = ColourScale("mean attribution", ENHANCED_LEVELS, colormap_lut(E
 RISK_SCALE = ColourScale(
     "CV = std / mean  (≥ 1 saturates)", RISK_LEVELS, colormap_lut(RISK_COLORMAP)
 )
+GREY_SCALE = ColourScale(
+    "intensity, fraction of full scale",
+    (0.0, 1.0),
+    np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1),
+)
+"""The raw panel's fixed grey levels (its bar also keeps its image level with the maps')."""
 
 
 class _Label(pg.LabelItem):
@@ -70,6 +102,7 @@ class ImagePanel(pg.GraphicsLayoutWidget):
 
     painted = Signal()
     shape_changed = Signal()
+    _corner: QWidget | None = None  # pyqtgraph resizes the view before __init__ returns
 
     def __init__(self, title: str, scale: ColourScale | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -110,13 +143,25 @@ class ImagePanel(pg.GraphicsLayoutWidget):
         self.addItem(self.caption, row=3, col=0)
         self.set_caption("waiting for frames…")
         self._shape: tuple[int, int] | None = None
+        self._rect: tuple[int, ...] | None = None
 
     # -- drawing
 
-    def show_image(self, gray: np.ndarray) -> None:
-        """Draw a (H, W) uint8 grey image (levels 0 to 255, never auto-levelled)."""
+    def show_image(self, gray: np.ndarray, extent: tuple[int, ...] | None = None) -> None:
+        """Draw a (H, W) uint8 grey image (levels 0 to 255, never auto-levelled).
+
+        Args:
+            gray: the image.
+            extent: (H, W) of the pixel grid to stretch it over (e.g. the map panels', so that
+                outlines and points are in their coordinates); None: one unit per pixel.
+        """
         self.base.setImage(gray, autoLevels=False, levels=(0, 255))
-        shape = (int(gray.shape[0]), int(gray.shape[1]))
+        h, w = (int(v) for v in (extent or gray.shape)[:2])
+        rect = (h, w, *gray.shape[:2])
+        if rect != self._rect:
+            self._rect = rect
+            self.base.setRect(QRectF(0, 0, w, h))
+        shape = (h, w)
         if shape != self._shape:
             self._shape = shape
             self.view.setRange(QRectF(0, 0, shape[1], shape[0]), padding=0.0)
@@ -157,7 +202,30 @@ class ImagePanel(pg.GraphicsLayoutWidget):
         self.overlay.clear()
         self.outline.setData([], [])
         self._shape = None
+        self._rect = None
         self.set_caption(caption)
+
+    def set_corner_widget(self, widget: QWidget) -> None:
+        """Keep ``widget`` (a small button) in the panel's top right corner, over the title."""
+        self._corner = widget
+        widget.setParent(self)
+        self._place_corner()
+        widget.show()
+
+    def _place_corner(self) -> None:
+        if self._corner is not None:
+            self._corner.adjustSize()
+            self._corner.move(self.width() - self._corner.width() - 4, 2)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._place_corner()
+
+    def image_rect(self) -> QRect:
+        """Where the image is drawn, in this widget's pixels (empty before the first)."""
+        if self._shape is None:
+            return QRect()
+        return self.mapFromScene(self.base.sceneBoundingRect()).boundingRect()
 
     def height_for_width(self, width: int) -> int | None:
         """The height that fits the image at ``width`` with no empty band above or below it
@@ -189,14 +257,19 @@ class PanelRow(QWidget):
     """raw | enhanced | risk, side by side, sharing the width equally.
 
     Emits :attr:`maps_painted` once both map panels have repainted after
-    :meth:`expect_maps_paint` (the moment a new result is on the screen).
+    :meth:`expect_maps_paint` (the moment a new result is on the screen), and
+    :attr:`whole_frame_changed` when the raw panel's view is switched.
+
+    Args:
+        whole_frame: start with the whole frame in the raw panel (default: the field of view).
     """
 
     maps_painted = Signal()
+    whole_frame_changed = Signal(bool)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, whole_frame: bool = False) -> None:
         super().__init__(parent)
-        self.raw = ImagePanel("Raw frame")
+        self.raw = ImagePanel("Raw frame", GREY_SCALE)
         self.enhanced = ImagePanel("Enhanced attribution", ENHANCED_SCALE)
         self.risk = ImagePanel("Risk", RISK_SCALE)
         layout = QHBoxLayout(self)
@@ -210,9 +283,120 @@ class PanelRow(QWidget):
         self.enhanced.painted.connect(lambda: self._painted(self.enhanced))
         self.risk.painted.connect(lambda: self._painted(self.risk))
 
+        self.whole_frame_action = QAction("&Whole frame", self)
+        """Checked: the raw panel shows the whole frame; list it in a window's menu."""
+        self.whole_frame_action.setCheckable(True)
+        self.whole_frame_action.setChecked(whole_frame)
+        self.whole_frame_action.setShortcut(QKeySequence(WHOLE_FRAME_KEY))
+        self.whole_frame_action.setToolTip(
+            f"Raw panel: the whole frame, or the field of view at the maps' scale "
+            f"({WHOLE_FRAME_KEY})"
+        )
+        self.whole_frame_action.toggled.connect(self._whole_frame_toggled)
+        self.whole_frame_button = QToolButton()
+        self.whole_frame_button.setObjectName("PanelToggle")
+        self.whole_frame_button.setDefaultAction(self.whole_frame_action)
+        self.whole_frame_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.raw.set_corner_widget(self.whole_frame_button)
+        self._frame: np.ndarray | None = None
+        self._frame_caption = ""
+        self._fov: FieldOfView | None = None
+        self._fov_frame_shape: tuple[int, ...] = ()
+        self._input_shape: tuple[int, ...] = ()
+
     @property
     def panels(self) -> tuple[ImagePanel, ImagePanel, ImagePanel]:
         return self.raw, self.enhanced, self.risk
+
+    # -- the raw panel
+
+    @property
+    def whole_frame(self) -> bool:
+        """Whether the raw panel shows the whole frame (else the field of view)."""
+        return self.whole_frame_action.isChecked()
+
+    def set_whole_frame(self, whole: bool) -> None:
+        """Show the whole frame (True) or the field of view (False) in the raw panel."""
+        self.whole_frame_action.setChecked(whole)
+
+    @property
+    def raw_frame(self) -> np.ndarray | None:
+        """The last frame given to :meth:`show_raw`, whole (None after :meth:`reset`)."""
+        return self._frame
+
+    @property
+    def raw_view(self) -> str:
+        """What the raw panel shows: ``"field of view"`` or ``"whole frame"``."""
+        return "whole frame" if self._crop_fov() is None else "field of view"
+
+    def show_raw(self, gray: np.ndarray, caption: str = "") -> None:
+        """Draw a frame in the raw panel, cut to the field of view (see the module
+        documentation) unless the whole frame is asked for or none is known.
+
+        Args:
+            gray: (H, W) uint8, the whole frame (:func:`~app.render.layers.frame_to_gray8`).
+            caption: what to say about the frame, after the view's name.
+        """
+        self._frame, self._frame_caption = gray, caption
+        self._draw_raw()
+
+    def set_field_of_view(
+        self,
+        fov: FieldOfView | None,
+        frame_shape: tuple[int, ...] = (),
+        input_shape: tuple[int, ...] = (),
+    ) -> None:
+        """The field of view the raw panel cuts frames to: the one the maps shown were made
+        with (None: none known; the whole frame is shown).
+
+        Args:
+            fov: the field of view, in source-frame pixels.
+            frame_shape: the shape of the frame it was found in; frames of another size are
+                shown whole.
+            input_shape: (H, W) of the model input made from it (the map panels' grid).
+        """
+        key = (fov, tuple(frame_shape[:2]), tuple(input_shape[:2]))
+        if key != (self._fov, self._fov_frame_shape, self._input_shape):
+            self._fov, self._fov_frame_shape, self._input_shape = key
+            self._draw_raw()
+
+    def reset(self, caption: str = "waiting for frames…") -> None:
+        """Empty the three panels and forget the frame and field of view."""
+        self._frame, self._fov = None, None
+        for panel in self.panels:
+            panel.reset(caption)
+
+    def _crop_fov(self) -> FieldOfView | None:
+        """The field of view to cut the frame shown to (None: show it whole)."""
+        frame, fov = self._frame, self._fov
+        if self.whole_frame or frame is None or fov is None:
+            return None
+        return fov if frame.shape[:2] == self._fov_frame_shape else None
+
+    def _draw_raw(self) -> None:
+        frame = self._frame
+        if frame is None:
+            return
+        fov = self._crop_fov()
+        if fov is not None:
+            self.raw.show_image(field_of_view_crop(frame, fov), self._input_shape)
+            self.raw.show_outline(crop_outline(fov, self._input_shape))
+            view = "field of view" + ("" if fov.found else " (assumed)")
+        else:
+            known = self._fov if frame.shape[:2] == self._fov_frame_shape else None
+            self.raw.show_image(frame)
+            self.raw.show_outline(
+                None if known is None else circle_outline(known.cx, known.cy, known.radius)
+            )
+            view = "whole frame" if self.whole_frame else "whole frame: no field of view yet"
+        caption = self._frame_caption
+        self.raw.set_caption(f"{view}  ·  {caption}" if caption else view)
+
+    def _whole_frame_toggled(self, whole: bool) -> None:
+        self._draw_raw()
+        self.whole_frame_changed.emit(whole)
+
+    # -- layout
 
     def fit_heights(self) -> None:
         """Give the panels one height, the least that shows every image whole at the panels'
@@ -240,7 +424,8 @@ class PanelRow(QWidget):
         opacity: float,
     ) -> None:
         """Draw an analysed frame's two map panels: the model's input in grey, the field-of-view
-        outline, and the enhanced and risk maps (see :meth:`show_map_overlays`).
+        outline, and the enhanced and risk maps (see :meth:`show_map_overlays`). The raw
+        panel follows with :meth:`set_field_of_view`.
 
         Args:
             display: float (H, W) in [0, 1], what the model saw.
@@ -267,9 +452,16 @@ class PanelRow(QWidget):
         self.risk.show_overlay(map_to_rgba(cv, RISK_LEVELS, RISK_SCALE.lut, opacity, fov_mask))
 
     def grab_panels(self) -> QPixmap:
-        """A picture of the three panels (without the empty bands around them)."""
+        """A picture of the three panels (without the empty bands around them, and without
+        the whole-frame button)."""
         area = self.raw.geometry().united(self.risk.geometry())
-        return self.grab(area)
+        button = self.whole_frame_button
+        shown = button.isVisible()
+        button.hide()
+        try:
+            return self.grab(area)
+        finally:
+            button.setVisible(shown)
 
     def expect_maps_paint(self) -> None:
         """New maps were drawn: emit :attr:`maps_painted` when both are on the screen."""

@@ -3,9 +3,9 @@
 A live result and a recorded frame arrive as the same
 :class:`~app.render.summary.FrameSummary` plus the maps at the model's input size, and
 :class:`FramePresenter` draws them the same way: the map panels (grey input, FOV outline,
-overlays on the fixed scales), the field-of-view circle on the raw frame, the map panels'
-titles and the prediction readout. What differs stays in each window: the raw panel (the
-live one runs at the source rate), the map captions (a live map's age, a recorded frame's
+overlays on the fixed scales), the field of view the raw panel is cut to, the map panels'
+titles and the prediction readout. What differs stays in each window: the raw panel's frames
+(the live one runs at the source rate), the map captions (a live map's age, a recorded frame's
 verdict) and the window's own numbers.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.render.captions import map_titles
-from app.render.layers import circle_outline
+from app.render.layers import summary_fov
 from app.render.summary import FrameSummary
 from app.ui.panels import PanelRow
 from app.ui.readout_panel import ReadoutPanel
@@ -55,14 +55,12 @@ class FramePresenter:
             mean: the enhanced map at ``display``'s size.
             cv: the risk map at ``display``'s size, NaN where undefined.
             opacity: overlay opacity, 0 to 1.
-            raw_shape: the analysed frame's shape as captured; the field-of-view circle is
-                drawn on the raw panel only while it shows a frame of that size.
+            raw_shape: the analysed frame's shape as captured; the raw panel is cut to its
+                field of view only while it shows a frame of that size.
         """
         panels = self.panels
         panels.show_maps(display, fov_mask, mean, cv, opacity)
-        raw = panels.raw.image
-        if raw is not None and raw.shape[:2] == tuple(raw_shape[:2]):
-            panels.raw.show_outline(circle_outline(*summary.fov))
+        panels.set_field_of_view(summary_fov(summary), raw_shape, display.shape)
         titles = map_titles(summary)
         for panel, (title, detail) in zip((panels.enhanced, panels.risk), titles, strict=True):
             panel.set_title(title, detail)

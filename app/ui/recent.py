@@ -44,6 +44,7 @@ class ViewerPreferences:
         checkpoint: the last model that loaded successfully (None: the demo model).
         recent_sources: most recent first (files, folders, device indexes or paths).
         snapshot_dir: where snapshots go (None: the default folder).
+        whole_frame: the raw panel shows the whole frame (False: the field of view).
     """
 
     method: str = "gradcam++"
@@ -54,6 +55,7 @@ class ViewerPreferences:
     checkpoint: str | None = None
     recent_sources: tuple[str, ...] = field(default_factory=tuple)
     snapshot_dir: str | None = None
+    whole_frame: bool = False
 
     def replace(self, **changes: Any) -> ViewerPreferences:
         return dataclasses.replace(self, **changes)
@@ -82,8 +84,9 @@ class ViewerPreferences:
         opacity = data.get("opacity")
         if isinstance(opacity, (int, float)) and not isinstance(opacity, bool):
             values["opacity"] = min(max(float(opacity), 0.0), 1.0)
-        if isinstance(data.get("loop"), bool):
-            values["loop"] = data["loop"]
+        for name in ("loop", "whole_frame"):
+            if isinstance(data.get(name), bool):
+                values[name] = data[name]
         for name in ("checkpoint", "snapshot_dir"):
             value = data.get(name)
             if isinstance(value, str) and value:

@@ -8,7 +8,8 @@ in the session folder. Exports: a clip (three-panel video of a span) and a snaps
 of the frame shown).
 
 Keys: Space play/pause, Left/Right step, Home/End, B bookmark, U / Shift+U next/previous
-uncertain moment, Ctrl+E export clip, S snapshot.
+uncertain moment, Ctrl+E export clip, S snapshot, W whole frame / field of view in the raw panel
+(the exports follow it).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ from app.ui.side_column import side_column
 from app.ui.snapshot import DEFAULT_SNAPSHOT_DIR
 from app.ui.theme import COLOURS
 from app.ui.timeline_strip import TimelineStrip
-from app.ui.window_setup import add_action, fit_to_screen
+from app.ui.window_setup import add_action, fit_to_screen, list_action
 
 __all__ = ["REVIEW_OPACITY", "ReviewWindow", "open_review"]
 
@@ -211,6 +212,7 @@ class ReviewWindow(QMainWindow):
         session: the session.
         export_dir: where clips and snapshots go by default (None:
             ``~/pcle-snapshots/<session folder name>``).
+        whole_frame: start with the whole frame in the raw panel (default: the field of view).
     """
 
     def __init__(
@@ -218,6 +220,8 @@ class ReviewWindow(QMainWindow):
         session: ReviewSession,
         export_dir: str | Path | None = None,
         parent: QWidget | None = None,
+        *,
+        whole_frame: bool = False,
     ) -> None:
         super().__init__(parent)
         self.session = session
@@ -255,18 +259,17 @@ class ReviewWindow(QMainWindow):
         self._play_timer.setInterval(max(1, round(1000.0 / fps)))
         self._play_timer.timeout.connect(self._tick)
 
-        self._build_ui(bookmark_problem)
+        self._build_ui(bookmark_problem, whole_frame)
         self._build_actions()
         fit_to_screen(self, 1600, 940)
         if len(session):
             self.show_frame(0)
         else:
-            for panel in self.panels.panels:
-                panel.reset("the session holds no frame")
+            self.panels.reset("the session holds no frame")
 
     # ------------------------------------------------------------------------------ layout
 
-    def _build_ui(self, bookmark_problem: str) -> None:
+    def _build_ui(self, bookmark_problem: str, whole_frame: bool) -> None:
         central = QWidget()
         central.setObjectName("Central")
         outer = QVBoxLayout(central)
@@ -279,7 +282,7 @@ class ReviewWindow(QMainWindow):
         body.setSpacing(8)
         viewer = QVBoxLayout()
         viewer.setSpacing(6)
-        self.panels = PanelRow()
+        self.panels = PanelRow(whole_frame=whole_frame)
         self.banners = BannerOverlay(self.panels)
         viewer.addWidget(self.panels, 1)
         viewer.addWidget(self._build_playback_bar())
@@ -485,6 +488,9 @@ class ReviewWindow(QMainWindow):
             "Shift+U",
         )
 
+        view = bar.addMenu("&View")
+        list_action(self, view, self.panels.whole_frame_action)
+
         marks = bar.addMenu("&Bookmarks")
         add_action(self, marks, "&Bookmark this frame", self.add_bookmark, "B")
         add_action(self, marks, "&Remove this frame's bookmark", self.bookmark_panel.remove)
@@ -521,11 +527,6 @@ class ReviewWindow(QMainWindow):
 
     def _draw(self, frame: ReviewFrame, gray: np.ndarray) -> None:
         s = frame.summary
-        raw = self.panels.raw
-        raw.show_image(gray)
-        raw.set_caption(
-            f"frame #{frame.position}  ·  source #{s.source_index}  ·  {s.source_time_s:.2f} s"
-        )
         self.presenter.show(
             s,
             frame.display,
@@ -534,6 +535,10 @@ class ReviewWindow(QMainWindow):
             frame.cv,
             opacity=REVIEW_OPACITY,
             raw_shape=frame.raw.shape,
+        )
+        self.panels.show_raw(
+            gray,
+            f"frame #{frame.position}  ·  source #{s.source_index}  ·  {s.source_time_s:.2f} s",
         )
         cv = s.mean_cv
         uncertain = cv is not None and self.threshold is not None and cv >= self.threshold
@@ -561,8 +566,8 @@ class ReviewWindow(QMainWindow):
         reason = re.sub(r"^frame -?\d+: ", "", reason)
         self.frame_error = reason
         message = f"Frame #{position} cannot be read: {reason}"
+        self.panels.reset("")
         for panel in self.panels.panels:
-            panel.reset("")
             panel.set_caption(f"frame #{position} cannot be read", alert=True)
         self.banners.show_source_notice(Notice(message, Level.ERROR, True))
         self.readouts.show_prediction(None)
@@ -654,14 +659,21 @@ class ReviewWindow(QMainWindow):
         stop: int,
         progress: Callable[[int, int], None] | None = None,
     ) -> ClipReport:
-        """Write frames ``start`` to ``stop`` (exclusive) as a three-panel video (see
-        :func:`app.review.export_clip`)."""
+        """Write frames ``start`` to ``stop`` (exclusive) as a three-panel video, the raw
+        panel as shown (see :func:`app.review.export_clip`)."""
         self.pause()
-        return export_clip(self.session, path, start=start, stop=stop, progress=progress)
+        return export_clip(
+            self.session,
+            path,
+            start=start,
+            stop=stop,
+            whole_frame=self.panels.whole_frame,
+            progress=progress,
+        )
 
     def take_snapshot(self) -> SnapshotReport:
         """Write the frame shown as PNG + JSON into the export folder, with its bookmark's
-        note (see :func:`app.review.export_snapshot`)."""
+        note, the raw panel as shown (see :func:`app.review.export_snapshot`)."""
         self.bookmark_panel.save_notes()
         note = None
         if self.bookmarks is not None:
@@ -672,7 +684,12 @@ class ReviewWindow(QMainWindow):
             self.frame if self.frame is not None and self.frame.position == self.position else None
         )
         report = export_snapshot(
-            self.session, self.position, self.export_dir, note=note, frame=frame
+            self.session,
+            self.position,
+            self.export_dir,
+            whole_frame=self.panels.whole_frame,
+            note=note,
+            frame=frame,
         )
         self.statusBar().showMessage(f"Snapshot saved: {report.png} (+ .json)", 10000)
         return report
@@ -757,13 +774,20 @@ class ReviewWindow(QMainWindow):
 
 
 def open_review(
-    folder: str | Path, parent: QWidget | None = None, export_dir: str | Path | None = None
+    folder: str | Path,
+    parent: QWidget | None = None,
+    export_dir: str | Path | None = None,
+    *,
+    whole_frame: bool = False,
 ) -> ReviewWindow:
-    """Open a session folder in a new, shown :class:`ReviewWindow`.
+    """Open a session folder in a new, shown :class:`ReviewWindow` (``whole_frame``: see
+    there).
 
     Raises:
         RecordingError: not a reviewable session.
     """
-    window = ReviewWindow(ReviewSession(folder), export_dir=export_dir, parent=parent)
+    window = ReviewWindow(
+        ReviewSession(folder), export_dir=export_dir, parent=parent, whole_frame=whole_frame
+    )
     window.show()
     return window

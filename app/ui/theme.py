@@ -87,6 +87,12 @@ QToolButton#Transport {{
 QToolButton#Transport:hover {{ border-color: {accent}; }}
 QToolButton#Transport:disabled {{ color: {muted}; background: {surface}; }}
 QFrame#PlaybackBar {{ background: {surface}; border-top: 1px solid {border}; }}
+QToolButton#PanelToggle {{
+    border: 1px solid {border}; border-radius: 3px; background: {raised}; padding: 1px 6px;
+    color: {muted}; font-size: 9pt;
+}}
+QToolButton#PanelToggle:hover {{ border-color: {accent}; }}
+QToolButton#PanelToggle:checked {{ color: {text}; border-color: {accent}; }}
 """
 
 

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
 
-__all__ = ["add_action", "fit_to_screen"]
+__all__ = ["add_action", "fit_to_screen", "list_action"]
 
 
 def add_action(
@@ -34,8 +34,14 @@ def add_action(
     action = QAction(text, window)
     if shortcut is not None:
         action.setShortcut(QKeySequence(shortcut))
-        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
     action.triggered.connect(lambda *_: slot())
+    return list_action(window, menu, action)
+
+
+def list_action(window: QMainWindow, menu: QMenu, action: QAction) -> QAction:
+    """List an existing action (e.g. a widget's toggle) in ``menu``, its shortcut window-wide
+    and working while the menu bar is hidden; returns ``action``."""
+    action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
     menu.addAction(action)
     window.addAction(action)  # shortcuts work with the menu bar hidden (full screen)
     return action
