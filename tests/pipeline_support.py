@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,3 +100,25 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0, every: floa
             return True
         time.sleep(every)
     return condition()
+
+
+def calibrated_copy(checkpoint: Path, folder: Path, threshold: float) -> Path:
+    """``checkpoint`` with a hand-made calibration: temperature 2, UNCERTAIN below a max
+    probability of ``threshold``, every class in the set from p >= 0.2 on."""
+    from app.calibration.abstention import AbstentionRule
+    from app.calibration.conformal import ConformalRule
+    from app.calibration.rules import Calibration, ModeCalibration
+    from models.checkpoint import read_metadata, rewrite_metadata
+
+    mode = ModeCalibration(
+        2.0,
+        "max_probability",
+        AbstentionRule(threshold, 0.01, 0.05, 0.5, 0.0, 0.01, 100),
+        ConformalRule(0.8, 0.95, 100),
+    )
+    path = folder / "calibrated.pt"
+    shutil.copyfile(checkpoint, path)
+    metadata = read_metadata(path)
+    calibration = Calibration(mode, mode, {"frames": 100}).to_metadata()
+    rewrite_metadata(path, dataclasses.replace(metadata, calibration=calibration))
+    return path

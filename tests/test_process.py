@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 import os
-import shutil
 import signal
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from app.render.panels import render_panels
 from tests.pipeline_support import (
     CLASSES,
     REAL_DATA,
+    calibrated_copy,
     damaged_copies,
     mpeg1_video,
     phantom_video,
@@ -298,28 +297,6 @@ def test_black_frames_are_marked_in_the_table_and_reported(
     assert "1 of 3 frames show no tissue" in capsys.readouterr().err
 
 
-def calibrated_copy(checkpoint: Path, folder: Path, threshold: float) -> Path:
-    """``checkpoint`` with a hand-made calibration: temperature 2, UNCERTAIN below a max
-    probability of ``threshold``, every class in the set from p >= 0.2 on."""
-    from app.calibration.abstention import AbstentionRule
-    from app.calibration.conformal import ConformalRule
-    from app.calibration.rules import Calibration, ModeCalibration
-    from models.checkpoint import read_metadata, rewrite_metadata
-
-    mode = ModeCalibration(
-        2.0,
-        "max_probability",
-        AbstentionRule(threshold, 0.01, 0.05, 0.5, 0.0, 0.01, 100),
-        ConformalRule(0.8, 0.95, 100),
-    )
-    path = folder / "calibrated.pt"
-    shutil.copyfile(checkpoint, path)
-    metadata = read_metadata(path)
-    calibration = Calibration(mode, mode, {"frames": 100}).to_metadata()
-    rewrite_metadata(path, dataclasses.replace(metadata, calibration=calibration))
-    return path
-
-
 @pytest.mark.parametrize("threshold", [0.0, math.inf])
 def test_a_calibrated_checkpoint_fills_the_calibrated_columns(
     threshold: float, checkpoint: Path, video: Path, tmp_path: Path
@@ -340,11 +317,21 @@ def test_a_calibrated_checkpoint_fills_the_calibrated_columns(
         assert again.calibrated_p == pytest.approx(float(row["calibrated_p"]), abs=1e-6)
         assert again.uncertain == (row["uncertain"] == "1")
         assert "|".join(again.prediction_set) == row["prediction_set"]
+        # the verdict pools the calibrated frames so far; one site, no restart after the first
+        assert row["window_frames"] == str(position + 1)
+        assert row["window_restart"] == ("start" if position == 0 else "")
+        verdict = (
+            "UNCERTAIN" if math.isinf(threshold) else again.class_names[again.verdict.class_idx]
+        )
+        assert row["window_class"] == verdict
+        assert float(row["window_p"]) == pytest.approx(again.verdict.probability, abs=1e-6)
+        assert again.verdict.calibrated and again.verdict.uncertain == math.isinf(threshold)
     plain = tmp_path / "plain"
     argv = ["process", str(video), "--checkpoint", str(checkpoint), "--out", str(plain)]
     assert main([*argv, "--original", "--device", "cpu", "--quiet", "--max-frames", "1"]) == 0
     (row,) = read_rows(outputs(plain)[1])
     assert row["calibrated_p"] == row["uncertain"] == row["prediction_set"] == ""
+    assert row["window_class"] == row["class"] and row["window_frames"] == "1"  # raw MC mean
 
 
 def test_the_analyzer_applies_the_calibration_of_its_mode(

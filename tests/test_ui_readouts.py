@@ -269,3 +269,28 @@ def test_the_readout_shows_uncertain_the_set_and_not_calibrated(
     assert panel.class_name.text() == names[raw.predicted_idx]
     assert panel.class_name.property("state") == "" and panel.explained.isHidden()
     assert panel.probability.text().startswith("calibrated p 0.99  (raw ")
+
+
+def test_the_readout_shows_the_verdict_and_marks_an_uncertain_one(
+    result: FrameResult, qtbot: QtBot
+) -> None:
+    from app.calibration.window import WindowVerdict
+    from app.ui.latency_plot import LatencyHistory
+    from app.ui.readout_panel import ReadoutPanel
+
+    panel = ReadoutPanel(LatencyHistory())
+    qtbot.addWidget(panel)
+    summary = result.summary(mean_cv=0.25)
+    panel.show_prediction(Prediction.of(summary))
+    assert panel.verdict.isHidden()  # no verdict known
+    sure = dataclasses.replace(summary, verdict=WindowVerdict(1, 0.93, 48, 2.0, False, True))
+    panel.show_prediction(Prediction.of(sure))
+    name = result.class_names[1]
+    assert panel.verdict.text() == f"Verdict: {name} 0.93 over the last 2.0 s (48 frames)"
+    assert not panel.verdict.isHidden() and panel.verdict.property("state") == ""
+    unsure = dataclasses.replace(summary, verdict=WindowVerdict(1, 0.6, 20, 0.8, True, True))
+    panel.show_prediction(Prediction.of(unsure))
+    assert panel.verdict.text().startswith("Verdict: UNCERTAIN")
+    assert panel.verdict.property("state") == "uncertain"
+    panel.show_prediction(None)
+    assert panel.verdict.isHidden()

@@ -13,6 +13,8 @@ Import from the modules themselves (this package imports none of them):
   and applying it to one frame's passes: calibrated probabilities, UNCERTAIN, the set.
 - :mod:`app.calibration.fitting`: fitting that on held-out recordings (the one module here that
   runs a model; ``python -m app calibrate``).
+- :mod:`app.calibration.window`: the video-level verdict, the frames of the last seconds at
+  one site pooled.
 
 scipy and torchmetrics take seconds to import; each is imported inside the function that fits or
 measures, so that applying a fitted rule to a frame costs numpy only.

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.argument_types import int_in
+from app.argument_types import float_in, int_in
 from app.commands.common import DEFAULT_OUT, CommandError, OutputError, add_explanation_options
 from app.interrupt import Interrupted, stop_on_signals
 
@@ -32,6 +32,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--panel-height",
         type=int_in(16, 2160),
         help="panel height in the video, 16 to 2160 px (default: model input)",
+    )
+    process.add_argument(
+        "--window",
+        type=float_in(0.0, 60.0, low_open=True),
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds at one site the video-level verdict pools (default 2; at most 60)",
     )
     process.add_argument("--quiet", action="store_true", help="no progress bar")
     process.add_argument("--out", default=str(DEFAULT_OUT / "process"), help="output folder")
@@ -60,6 +67,7 @@ def _pipeline_settings(args: argparse.Namespace, checkpoint: Path) -> PipelineSe
             target_class=args.target_class,
             device=args.device,
             seed=args.seed,
+            window_s=args.window,
         )
     except SettingsError as exc:
         raise CommandError(str(exc)) from exc

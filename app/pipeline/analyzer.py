@@ -11,15 +11,19 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
-from app.calibration.rules import Calibration, CalibrationError
+from app.calibration.rules import CalibratedFrame, Calibration, CalibrationError
+from app.calibration.window import WindowVerdict, WindowVerdictTracker
 from app.explain import Explainer, ExplainerError
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings, SettingsError
 from app.pipeline.sources import SourceFrame
 from app.preprocess.field_of_view import FieldOfViewTracker
-from app.preprocess.model_input import FramePreprocessor, PreprocessConfig
+from app.preprocess.model_input import FramePreprocessor, PreprocessConfig, PreprocessedFrame
+from app.preprocess.site_change import SiteChangeDetector
+from app.render.summary import NO_TISSUE
 from models.checkpoint import (
     CheckpointError,
     CheckpointMetadata,
@@ -76,6 +80,10 @@ class FrameAnalyzer:
     A checkpoint with a calibration (``python -m app calibrate``) has it applied to every
     frame (:attr:`FrameResult.calibrated`), for the settings' mode (MC Dropout or not).
 
+    Every frame also gets the video-level verdict over the last ``settings.window_s`` seconds
+    at the same site (:attr:`FrameResult.verdict`, :mod:`app.calibration.window`); the site
+    changes where :class:`~app.preprocess.site_change.SiteChangeDetector` says so.
+
     Args:
         settings: what to do.
         loaded: ``settings.checkpoint`` already loaded (to skip loading the file); None loads
@@ -110,6 +118,8 @@ class FrameAnalyzer:
             PreprocessConfig(tuple(meta.input_size), tuple(meta.mean), tuple(meta.std)),
             tracker=FieldOfViewTracker(),
         )
+        self.site_detector = SiteChangeDetector()
+        self.verdict_tracker = WindowVerdictTracker(settings.window_s)
         try:
             self.explainer = Explainer(
                 self.model,
@@ -160,9 +170,11 @@ class FrameAnalyzer:
 
     def rebuilt(self, settings: PipelineSettings, *, reload: bool = False) -> FrameAnalyzer:
         """An analyzer for new settings, reusing the loaded model (and the field-of-view
-        tracker) when the checkpoint is the same file, unchanged, or, unless ``reload`` was
-        asked for (the user chose a checkpoint), the same path: changing T must not swap in
-        a file that was replaced since, or fail because it was deleted.
+        tracker and the site detector) when the checkpoint is the same file, unchanged, or,
+        unless ``reload`` was asked for (the user chose a checkpoint), the same path: changing
+        T must not swap in a file that was replaced since, or fail because it was deleted.
+        The verdict's window goes on too when the mode (MC or not) and its length are the
+        same, since its probabilities then mean the same; otherwise it restarts.
 
         Raises:
             SettingsError: as the constructor.
@@ -172,6 +184,10 @@ class FrameAnalyzer:
             return FrameAnalyzer(settings)
         new = FrameAnalyzer(settings, loaded=self._loaded)
         new.preprocessor.tracker = self.preprocessor.tracker
+        new.site_detector = self.site_detector
+        old = self.settings
+        if (settings.mc, settings.window_s) == (old.mc, old.window_s):
+            new.verdict_tracker = self.verdict_tracker
         return new
 
     def __call__(self, frame: SourceFrame, picked_time: float | None = None) -> FrameResult:
@@ -196,6 +212,7 @@ class FrameAnalyzer:
             if self.calibration is None
             else self.calibration.apply(explanation.probs.numpy()[None])[0]
         )
+        verdict = self._verdict(frame, pre, explanation.mean_probs.numpy(), calibrated)
         result_time = time.monotonic()
         timings = {
             "read": frame.read_ms,
@@ -223,4 +240,31 @@ class FrameAnalyzer:
             settings=self.settings,
             metadata=self.metadata,
             calibrated=calibrated,
+            verdict=verdict,
+        )
+
+    def _verdict(
+        self,
+        frame: SourceFrame,
+        pre: PreprocessedFrame,
+        mean_probs: np.ndarray,
+        calibrated: CalibratedFrame | None,
+    ) -> WindowVerdict:
+        tissue = pre.fov.source not in NO_TISSUE
+        if tissue:
+            new_site = self.site_detector.update(pre.display)
+        else:  # the probe was lifted: whatever comes next starts a site
+            self.site_detector.reset()
+            new_site = True
+        if calibrated is None:
+            return self.verdict_tracker.update(
+                frame.source_time, mean_probs, new_site=new_site, tissue=tissue
+            )
+        return self.verdict_tracker.update(
+            frame.source_time,
+            calibrated.probabilities,
+            accepted_class=calibrated.predicted if calibrated.accepted else None,
+            calibrated=True,
+            new_site=new_site,
+            tissue=tissue,
         )

@@ -8,13 +8,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.calibration.rules import CalibratedFrame, summary_fields
+from app.calibration.window import WindowVerdict
 from app.explain import Explanation
 from app.pipeline.settings import PipelineSettings
 from app.preprocess.field_of_view import FieldOfView
 from app.render.summary import FrameSummary
 from models.checkpoint import CheckpointMetadata
 
-__all__ = ["FrameResult"]
+__all__ = ["FrameResult", "mean_cv_in_fov"]
+
+
+def mean_cv_in_fov(cv: np.ndarray, fov_mask: np.ndarray) -> float | None:
+    """Mean risk (CV) over the defined pixels inside the field of view.
+
+    Args:
+        cv: (H, W) risk map at the frame's size, NaN where undefined.
+        fov_mask: (H, W) bool, the field-of-view disc.
+
+    Returns:
+        The mean; None when no pixel in the field of view is defined.
+    """
+    inside = fov_mask & ~np.isnan(cv)
+    return float(cv[inside].mean()) if inside.any() else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +64,8 @@ class FrameResult:
         metadata: the checkpoint's metadata (architecture, intended use, ...).
         calibrated: the frame after the checkpoint's calibration (calibrated probabilities,
             accepted or UNCERTAIN, prediction set); None for a checkpoint without one.
+        verdict: the video-level verdict at this frame, over the last seconds at this site
+            (:mod:`app.calibration.window`); None where nothing computed one.
     """
 
     frame_id: int
@@ -66,6 +83,7 @@ class FrameResult:
     settings: PipelineSettings
     metadata: CheckpointMetadata
     calibrated: CalibratedFrame | None = None
+    verdict: WindowVerdict | None = None
 
     @property
     def latency_ms(self) -> float:
@@ -120,9 +138,7 @@ class FrameResult:
     def mean_cv_in_fov(self, cv: np.ndarray | None = None) -> float | None:
         """Mean risk (CV) over the defined pixels inside the field of view; None when there
         are none. Pass ``cv`` from :meth:`maps` to avoid upsampling again."""
-        cv = self.maps()[1] if cv is None else cv
-        inside = self.fov_mask & ~np.isnan(cv)
-        return float(cv[inside].mean()) if inside.any() else None
+        return mean_cv_in_fov(self.maps()[1] if cv is None else cv, self.fov_mask)
 
     def summary(self, mean_cv: float | None, *, t0: float = 0.0) -> FrameSummary:
         """The frame's numbers, as a recording of it gives them back
@@ -160,5 +176,6 @@ class FrameResult:
             fov_found=bool(self.fov.found),
             timings_ms=dict(self.timings_ms),
             fov_source=self.fov.source,
+            verdict=self.verdict,
             **summary_fields(self.calibrated, int(ex.mean_probs.argmax()), self.class_names),
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from app.calibration.window import DEFAULT_WINDOW_S, MAX_WINDOW_S
 from app.explain import METHODS
 from app.render.captions import passes_label
 
@@ -55,6 +56,8 @@ class PipelineSettings:
         target_class: the class to explain, by name or index; None explains the predicted one.
         device: "auto", "cpu", "cuda" or "cuda:N".
         seed: seeds every frame's dropout masks (reproducible maps); None draws fresh masks.
+        window_s: seconds of the source's clock the video-level verdict pools
+            (:mod:`app.calibration.window`), > 0 and at most 60.
     """
 
     checkpoint: Path
@@ -64,6 +67,7 @@ class PipelineSettings:
     target_class: int | str | None = None
     device: str = "auto"
     seed: int | None = None
+    window_s: float = DEFAULT_WINDOW_S
 
     def __post_init__(self) -> None:
         if not isinstance(self.checkpoint, (str, Path)) or not str(self.checkpoint):
@@ -91,6 +95,17 @@ class PipelineSettings:
         seed = self.seed
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise SettingsError(f"seed must be an integer or None, got {self.seed!r}")
+        window = self.window_s
+        if (
+            isinstance(window, bool)
+            or not isinstance(window, (int, float))
+            or not 0 < window <= MAX_WINDOW_S
+        ):
+            raise SettingsError(
+                f"the verdict window must be more than 0 and at most {MAX_WINDOW_S:g} s, "
+                f"got {window!r}"
+            )
+        object.__setattr__(self, "window_s", float(window))
 
     def replace(self, **changes: Any) -> PipelineSettings:
         """A copy with ``changes`` applied and validated.

@@ -30,6 +30,7 @@ from app.calibration.rules import (
     CalibrationError,
     summary_fields,
 )
+from app.calibration.window import WindowVerdict
 from app.recording.layout import (
     DISPLAY_LOG_NAME,
     FRAMES_DIR,
@@ -43,6 +44,7 @@ from app.recording.layout import (
     parse_frame_folder,
 )
 from app.recording.manifest import RecordingError, read_manifest
+from app.recording.verdicts import verdict_at
 from app.render.summary import FrameSummary
 
 __all__ = ["DamagedFrames", "FrameRecord", "SessionReader", "Timeline", "format_positions"]
@@ -72,8 +74,9 @@ _PER_FRAME = (
     "passes",
     "timings_ms",
 )
-"""The arrays of a result chunk with one row per frame (``pass_probs``, ``mc`` and
-``fov_source`` optional: sessions recorded before them read as before)."""
+"""The arrays of a result chunk with one row per frame (``pass_probs``, ``mc``, ``fov_source``
+and the verdict's (:mod:`app.recording.verdicts`) optional: sessions recorded before them read
+as before)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ class FrameRecord:
     ``cv`` are float32 (from float16 on disk) at the target layer's resolution, CV NaN where
     undefined; ``mean_cv_in_fov`` is None when no CV pixel in the field of view was defined;
     ``mc`` is False for the original explanation (Dropout off, one pass); ``input_size`` is the
-    model input (H, W) the frame was analysed at (None in sessions recorded before it was kept).
+    model input (H, W) the frame was analysed at (None in sessions recorded before it was kept);
+    ``verdict`` is the video-level verdict the live view showed (None before sessions kept it).
     """
 
     position: int
@@ -112,6 +116,7 @@ class FrameRecord:
     timings_ms: dict[str, float]
     fov_source: str = "unknown"
     calibrated: CalibratedFrame | None = None
+    verdict: WindowVerdict | None = None
 
     @property
     def class_name(self) -> str:
@@ -147,6 +152,7 @@ class FrameRecord:
             fov_found=self.fov_found,
             timings_ms=dict(self.timings_ms),
             fov_source=self.fov_source,
+            verdict=self.verdict,
             **summary_fields(self.calibrated, int(np.argmax(self.probs)), self.class_names),
         )
 
@@ -539,6 +545,7 @@ class SessionReader:
             timings_ms=timings,
             fov_source=str(a["fov_source"][row]) if "fov_source" in a else "unknown",
             calibrated=self._calibrated(a, row),
+            verdict=verdict_at(a, row),
         )
 
     def _calibrated(self, a: dict[str, np.ndarray], row: int) -> CalibratedFrame | None:

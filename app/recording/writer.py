@@ -57,6 +57,7 @@ from app.recording.manifest import (
     software_version,
     write_manifest,
 )
+from app.recording.verdicts import verdict_arrays
 from app.render.summary import FrameSummary
 from app.render.table import csv_columns, csv_row
 from app.timestamps import utc_now_iso
@@ -422,6 +423,7 @@ class SessionRecorder:
             "class_names": tuple(result.class_names),
             "input_size": tuple(result.display.shape[:2]),
             "timings_ms": dict(result.timings_ms),
+            "verdict": result.verdict,
         }
         self._write_row(summary)
         self._chunk.append(record)
@@ -506,6 +508,7 @@ class SessionRecorder:
         }
         if rows[0]["pass_probs"] is not None:
             arrays["pass_probs"] = np.stack([r["pass_probs"] for r in rows])
+        arrays.update(verdict_arrays([r["verdict"] for r in rows]))
         return arrays
 
     def _save_chunk(self, *, partial: bool) -> None:

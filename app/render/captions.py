@@ -1,5 +1,5 @@
 """The words drawn with an analysed frame: method names, "T = 10" / "original", panel headers
-and titles, the mean-CV figure.
+and titles, the mean-CV figure, the video-level verdict.
 
 Every window, video, export and log line that names how a frame was explained takes the words
 from here, so they cannot drift apart. Two spellings of the passes are in use, and both are
@@ -20,6 +20,7 @@ __all__ = [
     "panel_headers",
     "passes_label",
     "prediction_caption",
+    "verdict_text",
 ]
 
 METHOD_LABELS = {
@@ -99,3 +100,23 @@ def prediction_caption(summary: FrameSummary, uncertain: bool = False) -> str:
     else:
         text = f"{summary.class_name}  p {summary.probability:.2f}  ·  {cv}"
     return text + ("  ·  uncertain" if uncertain else "")
+
+
+def verdict_text(summary: FrameSummary) -> str:
+    """The video-level verdict at a frame (:mod:`app.calibration.window`):
+    ``glioblastoma 0.93 over the last 2.0 s (48 frames)``, ``UNCERTAIN over the last 2.0 s
+    (48 frames)`` when the window names no class, ``... (not calibrated)`` when the
+    probabilities pooled are raw ones, ``no tissue: the verdict restarts`` for a frame without
+    tissue; empty when no verdict is known (a session recorded before verdicts)."""
+    w = summary.verdict
+    if w is None:
+        return ""
+    if w.class_idx is None:
+        return "no tissue: the verdict restarts"
+    span = (
+        "over 1 frame" if w.frames == 1 else f"over the last {w.seconds:.1f} s ({w.frames} frames)"
+    )
+    if w.uncertain:
+        return f"UNCERTAIN {span}"
+    name = summary.class_names[w.class_idx]
+    return f"{name} {w.probability:.2f} {span}" + ("" if w.calibrated else " (not calibrated)")

@@ -9,7 +9,8 @@ review window cannot describe one frame in two ways.
 
 It holds numbers only, no arrays (the maps travel beside it), and compares with ``==``; it
 lives with the rendering because it is the rendering's input, and it imports nothing from the
-pipeline or the recorder, so both can produce it without depending on each other.
+pipeline or the recorder (only the calibration's plain verdict record), so both can produce it
+without depending on each other.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from app.calibration.window import WindowVerdict
 
 __all__ = ["NO_TISSUE", "FrameSummary"]
 
@@ -71,6 +74,8 @@ class FrameSummary:
             None without a calibration.
         prediction_set: the conformal prediction set's class names, in the model's order;
             empty without a calibration.
+        verdict: the video-level verdict at this frame (:mod:`app.calibration.window`); None
+            for a frame recorded before sessions kept it.
     """
 
     frame_id: int
@@ -96,6 +101,7 @@ class FrameSummary:
     calibrated_p: float | None = None
     uncertain: bool | None = None
     prediction_set: tuple[str, ...] = ()
+    verdict: WindowVerdict | None = None
 
     @property
     def no_tissue(self) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from app.render.summary import FrameSummary
 
-__all__ = ["PIPELINE_STAGES", "csv_columns", "csv_row"]
+__all__ = ["PIPELINE_STAGES", "WINDOW_COLUMNS", "csv_columns", "csv_row"]
 
 PIPELINE_STAGES = ("read", "wait", "preprocess", "explain")
 """The pipeline's own stages, always given a column (empty when a frame lacks one)."""
@@ -19,6 +19,26 @@ PIPELINE_STAGES = ("read", "wait", "preprocess", "explain")
 
 def _stage_column(stage: str) -> str:
     return f"{stage.replace('.', '_')}_ms"
+
+
+WINDOW_COLUMNS = ("window_class", "window_p", "window_frames", "window_s", "window_restart")
+
+
+def _window_cells(summary: FrameSummary) -> dict[str, Any]:
+    w = summary.verdict
+    if w is None:
+        return dict.fromkeys(WINDOW_COLUMNS, "")
+    if w.class_idx is None:
+        name = ""
+    else:
+        name = "UNCERTAIN" if w.uncertain else summary.class_names[w.class_idx]
+    return {
+        "window_class": name,
+        "window_p": "" if w.class_idx is None else f"{w.probability:.6f}",
+        "window_frames": w.frames,
+        "window_s": f"{w.seconds:.3f}",
+        "window_restart": w.restarted or "",
+    }
 
 
 def csv_columns(summary: FrameSummary) -> list[str]:
@@ -30,7 +50,12 @@ def csv_columns(summary: FrameSummary) -> list[str]:
     was found: ``detected``, ``no_signal`` for a black frame, ...; see
     :attr:`~app.render.summary.FrameSummary.fov_source`), ``calibrated_p``, ``uncertain`` (0/1)
     and ``prediction_set`` (class names joined by ``|``; the three are empty for a checkpoint
-    without calibration), ``latency_ms`` (capture to result),
+    without calibration), the video-level verdict at the frame (:mod:`app.calibration.window`):
+    ``window_class`` (its class name, ``UNCERTAIN`` when it names none, empty for a frame
+    without tissue), ``window_p`` (the mean probability of its best class), ``window_frames``
+    and ``window_s`` (the frames pooled and the seconds they span) and ``window_restart`` (why
+    the window restarted at this frame, empty when it went on), ``latency_ms`` (capture to
+    result),
     then ``<stage>_ms`` for read, wait, preprocess, explain, the engine's own stages
     (``explain_forward_ms``, ...) and ``total_ms``.
     """
@@ -52,6 +77,7 @@ def csv_columns(summary: FrameSummary) -> list[str]:
         "calibrated_p",
         "uncertain",
         "prediction_set",
+        *WINDOW_COLUMNS,
         "latency_ms",
         *(_stage_column(stage) for stage in stages),
     ]
@@ -74,6 +100,7 @@ def csv_row(summary: FrameSummary) -> dict[str, Any]:
         "calibrated_p": "" if summary.calibrated_p is None else f"{summary.calibrated_p:.6f}",
         "uncertain": "" if summary.uncertain is None else int(summary.uncertain),
         "prediction_set": "|".join(summary.prediction_set),
+        **_window_cells(summary),
         "latency_ms": f"{summary.latency_ms:.2f}",
     }
     for name, p in summary.probability_by_class.items():

@@ -73,9 +73,16 @@ class ReadoutPanel(QWidget):
         self.explained = _label("", "Muted")
         self.explained.setWordWrap(True)
         self.explained.hide()
+        self.verdict = _label("", "Verdict")
+        self.verdict.setWordWrap(True)
+        self.verdict.setToolTip(
+            "Video-level verdict: the class with the highest mean (calibrated) probability over "
+            "the last seconds at this site; it restarts when the probe moves to a new site"
+        )
         column.addWidget(self.class_name)
         column.addWidget(self.probability)
         column.addWidget(self.explained)
+        column.addWidget(self.verdict)
         self._bars_box = QWidget()
         self._bars = QGridLayout(self._bars_box)
         self._bars.setContentsMargins(0, 6, 0, 0)
@@ -149,6 +156,7 @@ class ReadoutPanel(QWidget):
             self.class_name.setText("-")
             self.probability.setText("")
             self.explained.hide()
+            self._show_verdict("", False)
             self._ensure_bars([])
             for key in ("entropy", "mi", "cv"):
                 self.uncertainty.set(key, "-")
@@ -180,6 +188,7 @@ class ReadoutPanel(QWidget):
         self.probability.setText(probability)
         self.explained.setText(note)
         self.explained.setVisible(bool(note))
+        self._show_verdict(prediction.verdict, prediction.verdict_uncertain)
         self._ensure_bars([c.name for c in prediction.classes])
         for c in prediction.classes:
             bar = self._bar_widgets[c.name]
@@ -194,6 +203,15 @@ class ReadoutPanel(QWidget):
         self.uncertainty.set("entropy", prediction.entropy_text())
         self.uncertainty.set("mi", prediction.mutual_information_text())
         self.uncertainty.set("cv", prediction.mean_cv_text())
+
+    def _show_verdict(self, text: str, uncertain: bool) -> None:
+        self.verdict.setText(f"Verdict: {text}" if text else "")
+        self.verdict.setVisible(bool(text))
+        state = "uncertain" if uncertain else ""
+        if self.verdict.property("state") != state:
+            self.verdict.setProperty("state", state)
+            self.verdict.style().unpolish(self.verdict)
+            self.verdict.style().polish(self.verdict)
 
     def show_stats(self, text: StatsText) -> None:
         self.latency.set("display", text.display_latency)

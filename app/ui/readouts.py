@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.pipeline import FrameResult, FrameSource, StatsSnapshot, WindowSummary
-from app.render.captions import format_mean_cv
+from app.render.captions import format_mean_cv, verdict_text
 from app.render.summary import FrameSummary
 
 __all__ = [
@@ -63,6 +63,9 @@ class Prediction:
             checkpoint is not calibrated.
         uncertain: the calibration abstains on this frame (the viewer shows UNCERTAIN).
         prediction_set: the conformal set's class names (empty when not calibrated).
+        verdict: the video-level verdict in words (:func:`app.render.captions.verdict_text`;
+            empty when none is known).
+        verdict_uncertain: the verdict names no class (UNCERTAIN).
     """
 
     predicted: ClassProbability
@@ -77,6 +80,8 @@ class Prediction:
     calibrated_p: float | None = None
     uncertain: bool = False
     prediction_set: tuple[str, ...] = ()
+    verdict: str = ""
+    verdict_uncertain: bool = False
 
     @classmethod
     def of(cls, summary: FrameSummary) -> Prediction:
@@ -100,6 +105,8 @@ class Prediction:
             calibrated_p=summary.calibrated_p,
             uncertain=bool(summary.uncertain),
             prediction_set=summary.prediction_set,
+            verdict=verdict_text(summary),
+            verdict_uncertain=bool(summary.verdict is not None and summary.verdict.uncertain),
         )
 
     @property

@@ -48,6 +48,8 @@ QLabel#ClassName[state="uncertain"] {{
     background: {warning}; color: #111; border-radius: 4px; padding: 2px 8px;
 }}
 QLabel#ClassName[state="no_tissue"] {{ color: {muted}; }}
+QLabel#Verdict {{ font-size: 11pt; font-weight: bold; color: {text}; }}
+QLabel#Verdict[state="uncertain"] {{ color: {warning}; }}
 QLabel#Headline {{ font-size: 12pt; font-weight: bold; color: {text}; }}
 QLabel#SourceLine {{ color: {muted}; }}
 QLabel#IntendedUse {{
