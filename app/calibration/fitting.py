@@ -41,7 +41,9 @@ __all__ = [
     "FitError",
     "calibrate_checkpoint",
     "describe_fit",
+    "error_auroc",
     "fit_calibration",
+    "fit_mode",
     "passes_probabilities",
 ]
 
@@ -112,8 +114,18 @@ def passes_probabilities(
     return torch.cat(deterministic).cpu().numpy(), torch.cat(sampled).cpu().numpy()
 
 
-def _auroc(scores: np.ndarray, wrong: np.ndarray) -> float | None:
-    """How well low scores flag wrong frames (torchmetrics' AUROC); None with one outcome."""
+def error_auroc(scores: np.ndarray, wrong: np.ndarray) -> float | None:
+    """How well low confidence flags wrong frames: torchmetrics' AUROC of ``-scores`` against
+    ``wrong`` (ties count one half).
+
+    Args:
+        scores: (N,) confidence score of each frame, higher = more confident.
+        wrong: (N,) bool, True where the frame's predicted class is not its label.
+
+    Returns:
+        The AUROC in [0, 1] (1: every wrong frame scores below every right one; 0.5: chance);
+        None when the frames are all right or all wrong (undefined).
+    """
     if wrong.all() or not wrong.any():
         return None
     from torchmetrics.functional.classification import binary_auroc
@@ -121,17 +133,29 @@ def _auroc(scores: np.ndarray, wrong: np.ndarray) -> float | None:
     return float(binary_auroc(torch.from_numpy(-scores), torch.from_numpy(wrong.astype(np.int64))))
 
 
-def _fit_mode(
+def fit_mode(
     passes: np.ndarray, labels: np.ndarray, settings: CalibrationSettings
 ) -> tuple[ModeCalibration, dict[str, Any]]:
-    """One mode's calibration from its (N, T, K) passes, and the figures measured on the way."""
+    """One mode's calibration from its passes, and the figures measured on the way.
+
+    Args:
+        passes: (N, T, K) per-pass softmax probabilities of the calibration frames (T = 1 for
+            the deterministic model).
+        labels: (N,) their true class indices.
+        settings: the target error, delta and coverage (the other fields are not used here).
+
+    Returns:
+        ``(calibration, figures)``: the :class:`~app.calibration.rules.ModeCalibration` (the
+        temperature; the signal that flags errors best, by :func:`error_auroc`, with its
+        abstention rule; the conformal rule), and what was measured on these frames.
+    """
     temperature = fit_temperature(passes, labels)
     raw = passes.mean(axis=1)
     calibrated = scaled_probabilities(passes, temperature)
     wrong = calibrated.argmax(axis=1) != labels
     usable = [s for s in SIGNALS if s != "negative_mutual_information" or passes.shape[1] > 1]
     scores = {s: SIGNALS[s](calibrated, passes) for s in usable}
-    aurocs = {s: _auroc(scores[s], wrong) for s in usable}
+    aurocs = {s: error_auroc(scores[s], wrong) for s in usable}
     ranked = [s for s in usable if aurocs[s] is not None]
     signal = max(ranked, key=lambda s: aurocs[s]) if ranked else "max_probability"
     abstention = fit_abstention(
@@ -230,8 +254,8 @@ def fit_calibration(
     deterministic, sampled = passes_probabilities(
         model, inputs, settings.passes, settings.batch_size
     )
-    mc, mc_figures = _fit_mode(sampled, labels, settings)
-    det, det_figures = _fit_mode(deterministic[:, None, :], labels, settings)
+    mc, mc_figures = fit_mode(sampled, labels, settings)
+    det, det_figures = fit_mode(deterministic[:, None, :], labels, settings)
     fitted = {
         "date": utc_now_iso(),
         "recordings": [r.name for r in recordings],

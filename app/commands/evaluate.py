@@ -1,5 +1,6 @@
 """``python -m app evaluate``: original vs proposed on held-out videos (Poppi et al.'s
-metrics, the ADCC-vs-T study, example figures); runs under torchrun too."""
+metrics, the ADCC-vs-T study, example figures) and the trust report (calibration, abstention,
+uncertainty signals); runs under torchrun too."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     """Add the ``evaluate`` subcommand to the CLI's subparsers."""
     evaluate = sub.add_parser(
         "evaluate",
-        help="original vs proposed: Poppi et al.'s metrics on held-out videos, T study, figures",
+        help="original vs proposed: Poppi et al.'s metrics on held-out videos, T study, figures, "
+        "trust report",
     )
     evaluate.add_argument("--data", required=True, help="data set root (one folder per class)")
     evaluate.add_argument("--checkpoint", required=True, help="model checkpoint (.pt)")
@@ -63,6 +65,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="frames per explainer call (1: viewer latency)",
     )
     evaluate.add_argument("--figures", type=int_in(0), default=4, help="example figures per method")
+    evaluate.add_argument(
+        "--trust-window",
+        type=int_in(1),
+        default=5,
+        help="trust report: sliding window of a signal, in evaluated frames of a recording",
+    )
+    evaluate.add_argument(
+        "--bootstrap",
+        type=int_in(1),
+        default=1000,
+        help="trust report: bootstrap resamples of the recordings for the intervals",
+    )
+    evaluate.add_argument(
+        "--no-trust",
+        action="store_true",
+        help="skip the trust report (trust.md: calibration, abstention, uncertainty signals)",
+    )
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.add_argument("--out", default=str(DEFAULT_OUT / "evaluate"), help="output folder")
     evaluate.set_defaults(handler=_cmd_evaluate)
@@ -100,6 +119,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         figures=args.figures,
         progress=not args.quiet,
+        trust=not args.no_trust,
+        trust_window=args.trust_window,
+        bootstrap=args.bootstrap,
     )
     try:
         report = run_evaluation(config)
@@ -110,6 +132,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for note in report["notes"]:
         print(f"note: {note}", file=sys.stderr)
     print((Path(args.out) / "table.md").read_text())
+    if report.get("trust") is not None:
+        print(
+            f"trust report (calibration, abstention, uncertainty signals): {report['trust']}, "
+            "with reliability.png and risk_coverage.png"
+        )
     print(
         f"scored {report['scored']} images, reused {report['reused']} from scores.jsonl; "
         f"wrote {args.out}/"

@@ -29,6 +29,14 @@ machine, or a shared file system). Only rank 0's command prints the table::
 
     torchrun --standalone --nproc_per_node 4 -m app evaluate \\
         --data DATA --checkpoint CKPT --out OUT
+
+Trust report (:mod:`app.evaluate.trust`, unless ``--no-trust``): rank 0 alone runs the model once
+with Dropout off and ``--passes`` times with Dropout on over every evaluated frame (torch seeded
+with ``--seed`` first, so a rerun gives the same report), takes each frame's mean CV in the field
+of view from the first method's proposed scores (``mean_cv`` of the MC records), and writes
+``trust.json``, ``trust.md``, ``reliability.png`` and ``risk_coverage.png``: calibration,
+abstention, conformal sets and how well each uncertainty signal flags errors, with intervals from
+a bootstrap over recordings.
 """
 
 from __future__ import annotations
@@ -49,12 +57,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from app.calibration.fitting import passes_probabilities
+from app.calibration.rules import Calibration, CalibrationError
 from app.evaluate.comparison import paired_comparison
 from app.evaluate.frames import EvalFrame, load_frames, to_input
 from app.evaluate.localisation import iou, pointing_hit, upsampled
 from app.evaluate.scoring import score_explanations
-from app.evaluate.tables import jsonable, summarise, write_t_study, write_table
+from app.evaluate.tables import jsonable, summarise, write_t_study, write_table, write_trust
+from app.evaluate.trust import trust_report
 from app.explain import METHODS, Explainer, ExplainerError, Explanation, resolve_device
+from app.pipeline.results import mean_cv_in_fov
 from app.render.figures import compose_figure
 from models.checkpoint import CheckpointError, checkpoint_sha256, load_checkpoint
 from models.data.frame_cache import FrameSampling, SkippedRecording
@@ -96,6 +108,9 @@ class EvaluationConfig:
     batch_size: int = 8
     figures: int = 4
     progress: bool = True
+    trust: bool = True
+    trust_window: int = 5
+    bootstrap: int = 1000
 
 
 @dataclass(frozen=True)
@@ -145,6 +160,8 @@ def _check(config: EvaluationConfig) -> None:
         ("--every-k", config.every_k),
         ("--batch-size", config.batch_size),
         ("--max-frames", 1 if config.max_frames is None else config.max_frames),
+        ("--trust-window", config.trust_window),
+        ("--bootstrap", config.bootstrap),
     ):
         if value < 1:
             raise EvaluationError(f"{name} must be at least 1, got {value}")
@@ -287,14 +304,20 @@ def _score_batch(
     result = recorder.first
     assert result is not None
     maps = result.mean if result.batched else result.mean.unsqueeze(0)
+    cvs = result.cv if result.batched else result.cv.unsqueeze(0)
     latency = result.timings_ms.get("total", math.nan) / len(frames)
     records = []
-    for frame, score, map_ in zip(frames, scores, maps, strict=True):
+    for frame, score, map_, cv in zip(frames, scores, maps, cvs, strict=True):
         loc_iou = loc_hit = math.nan
         if frame.mask is not None:
             up = upsampled(map_, frame.image.shape[-1])
             loc_iou = iou(up, frame.mask, frame.fov_mask)
             loc_hit = pointing_hit(up, frame.mask, frame.fov_mask)
+        # The risk map's mean in the field of view (MC jobs: one pass has no variation).
+        extra: dict[str, float] = {}
+        if job.mc:
+            mean_cv = mean_cv_in_fov(upsampled(cv, frame.image.shape[-1]), frame.fov_mask)
+            extra["mean_cv"] = math.nan if mean_cv is None else mean_cv
         records.append(
             {
                 "method": job.method,
@@ -316,6 +339,7 @@ def _score_batch(
                 "latency_ms": latency,
                 "iou": loc_iou,
                 "pointing": loc_hit,
+                **extra,
             }
         )
     return records
@@ -436,14 +460,17 @@ def run_evaluation(config: EvaluationConfig) -> dict[str, Any]:
 
     Outputs: ``table.md/.csv/.json`` (rows: method x {original, proposed}), ``t_study.csv/.json``
     and ``t_study.png`` (ADCC vs T), ``figures/*.png`` (frame | original | proposed | CV),
-    ``scores.jsonl`` (per-image scores, the resume log) and ``run.json`` (pinned settings).
+    ``trust.json/.md``, ``reliability.png`` and ``risk_coverage.png`` (the trust report, unless
+    ``config.trust`` is False), ``scores.jsonl`` (per-image scores, the resume log) and
+    ``run.json`` (pinned settings).
 
     Under ``torchrun`` every process calls this; they share the scoring, rank 0 writes the
     outputs, and every process returns rank 0's report (the notes on rank 0 only, so that they
     are printed once).
 
     Returns:
-        ``{"rows", "t_study", "scored", "reused", "outputs", "notes", "info"}``.
+        ``{"rows", "comparisons", "t_study", "scored", "reused", "outputs", "trust", "notes",
+        "info"}``; ``trust`` is the path of ``trust.md``, or None when it was not written.
 
     Raises:
         EvaluationError: a missing data root, a bad checkpoint, unknown methods, bad options,
@@ -483,6 +510,11 @@ def _evaluate(config: EvaluationConfig, ctx: DistributedContext) -> dict[str, An
     outputs += t_outputs
     figure_frames = selection.frames[: config.figures]
     outputs += _write_figures(figure_frames, model, metadata, ctx.device, config)
+    trust_paths: list[Path] = []
+    trust_notes: list[str] = []
+    if config.trust:
+        trust_paths, trust_notes = _write_trust(selection, records, model, metadata, ctx, config)
+    outputs += trust_paths
     report = {
         "rows": rows,
         "comparisons": comparisons,
@@ -490,7 +522,8 @@ def _evaluate(config: EvaluationConfig, ctx: DistributedContext) -> dict[str, An
         "scored": scored,
         "reused": reused,
         "outputs": outputs,
-        "notes": selection.notes,
+        "trust": next((p for p in trust_paths if p.name == "trust.md"), None),
+        "notes": selection.notes + trust_notes,
         "info": jsonable(info),
     }
     ctx.broadcast_object(report)  # no-op for one process; releases the others
@@ -738,3 +771,78 @@ def _write_t_study(
     if not t_rows:
         return t_rows, []
     return t_rows, write_t_study(t_rows, references, config.out)
+
+
+def _trust_probabilities(
+    frames: Sequence[EvalFrame],
+    model: torch.nn.Module,
+    metadata: Any,
+    device: torch.device,
+    config: EvaluationConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K) deterministic and (N, T, K) MC Dropout probabilities of ``frames``, with torch's
+    generators seeded from ``config.seed`` (and restored afterwards)."""
+    cuda: list[int] = []
+    if device.type == "cuda":
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
+    chunk = 16 * config.batch_size  # frames made into model input at a time
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(config.seed)
+        parts = [
+            passes_probabilities(
+                model,
+                to_input(frames[i : i + chunk], metadata.mean, metadata.std).to(device),
+                config.passes,
+                config.batch_size,
+            )
+            for i in range(0, len(frames), chunk)
+        ]
+    return np.concatenate([d for d, _ in parts]), np.concatenate([m for _, m in parts])
+
+
+def _write_trust(
+    selection: _Selection,
+    records: _Records,
+    model: torch.nn.Module,
+    metadata: Any,
+    ctx: DistributedContext,
+    config: EvaluationConfig,
+) -> tuple[list[Path], list[str]]:
+    """The trust report of the evaluated frames (:mod:`app.evaluate.trust`); returns the files
+    written and notes for the terminal."""
+    classes = list(metadata.class_names)
+    class_of = {r.name: r.class_name for r in selection.recordings}
+    frames = [f for f in selection.frames if class_of[f.recording] in classes]
+    notes: list[str] = []
+    if len(frames) < len(selection.frames):
+        notes.append(
+            f"trust report: {len(selection.frames) - len(frames)} frames of classes the model "
+            "does not have are left out"
+        )
+    if not frames:
+        return [], notes
+    labels = np.array([classes.index(class_of[f.recording]) for f in frames], dtype=np.int64)
+    deterministic, sampled = _trust_probabilities(frames, model, metadata, ctx.device, config)
+    first = config.methods[0]
+    mean_cv = np.array(
+        [records[_key(first, PROPOSED, *f.key)].get("mean_cv") for f in frames], dtype=np.float64
+    )  # None (a record from before mean_cv was stored) becomes NaN
+    try:
+        calibration = Calibration.from_metadata(metadata.calibration)
+    except CalibrationError as exc:
+        calibration = None
+        notes.append(f"trust report: the stored calibration is left out: {exc}")
+    report = trust_report(
+        deterministic,
+        sampled,
+        labels,
+        [f.recording for f in frames],
+        [f.index for f in frames],
+        mean_cv,
+        calibration,
+        window=config.trust_window,
+        bootstrap=config.bootstrap,
+        seed=config.seed,
+    )
+    notes += [f"trust report: {note}" for note in report.notes]
+    return write_trust(report.to_dict(), config.out), notes
