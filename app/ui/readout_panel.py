@@ -27,9 +27,10 @@ def _label(text: str = "", name: str | None = None) -> QLabel:
 
 
 class _Grid(QGroupBox):
-    """A titled two-column table of name and value labels."""
+    """A titled two-column table of name and value labels, each value wide enough for
+    ``widest`` (so that the column, sized when built, does not clip real values later)."""
 
-    def __init__(self, title: str, rows: list[tuple[str, str]]) -> None:
+    def __init__(self, title: str, rows: list[tuple[str, str]], widest: str) -> None:
         super().__init__(title)
         grid = QGridLayout(self)
         grid.setHorizontalSpacing(12)
@@ -41,6 +42,8 @@ class _Grid(QGroupBox):
             value = _label("-", "Value")
             value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.ensurePolished()  # the style sheet's monospace font, to measure with
+            value.setMinimumWidth(value.fontMetrics().horizontalAdvance(widest))
             grid.addWidget(value, row, 1)
             self.values[key] = value
 
@@ -67,6 +70,7 @@ class ReadoutPanel(QWidget):
         self.class_name = _label("-", "ClassName")
         self.class_name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.probability = _label("", "Value")
+        self.probability.setWordWrap(True)
         self.probability.setToolTip(
             "MC-mean softmax probability ± its standard deviation over the T passes"
         )
@@ -100,6 +104,7 @@ class ReadoutPanel(QWidget):
                 ("mi", "Mutual information"),
                 ("cv", "Mean risk (CV) in FOV"),
             ],
+            widest="0.000 / 0.00 nats",
         )
         self.uncertainty.setToolTip(
             "Predictive entropy of the MC-mean softmax and its maximum ln K; mutual information "
@@ -118,6 +123,7 @@ class ReadoutPanel(QWidget):
                 ("shown", "Displayed"),
                 ("dropped", "Dropped frames"),
             ],
+            widest="9999 / 9999 / 9999 ms",
         )
         self.latency.setToolTip(
             "Latency over the last results: from the moment the frame was captured to the "
