@@ -23,15 +23,26 @@ def upsampled(map_: torch.Tensor, size: int) -> np.ndarray:
     return upsample_map(map_.detach().float().cpu(), (size, size)).numpy()
 
 
+def explained_region(
+    map_up: np.ndarray, fov: np.ndarray, threshold: float = THRESHOLD
+) -> np.ndarray:
+    """The pixels the map marks: ``map >= threshold`` inside the field of view (NaN: unmarked).
+
+    Returns:
+        bool, the shape of ``map_up``.
+    """
+    return (np.nan_to_num(map_up, nan=-1.0) >= threshold) & fov
+
+
 def iou(
     map_up: np.ndarray, mask: np.ndarray, fov: np.ndarray, threshold: float = THRESHOLD
 ) -> float:
-    """IoU of ``map >= threshold`` with the mask, inside the field of view.
+    """IoU of :func:`explained_region` with the mask, inside the field of view.
 
     Returns:
         The IoU in [0, 1]; NaN when both regions are empty (undefined).
     """
-    region = (np.nan_to_num(map_up, nan=-1.0) >= threshold) & fov
+    region = explained_region(map_up, fov, threshold)
     truth = mask & fov
     union = int((region | truth).sum())
     return float((region & truth).sum()) / union if union else math.nan
