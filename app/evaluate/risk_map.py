@@ -54,8 +54,8 @@ import numpy as np
 from scipy import stats
 
 from app.calibration.fitting import error_auroc
+from app.evaluate.bootstrap import Estimate, RecordingBootstrap, Statistic, ratio, recording_sums
 from app.evaluate.localisation import THRESHOLD, explained_region, iou, pointing_hit
-from app.evaluate.trust import Estimate, _Bootstrap, _ratio
 from app.pipeline.results import mean_cv_in_fov
 
 __all__ = [
@@ -260,7 +260,7 @@ def _pair_counts(
 
 
 def _auroc_estimate(
-    boot: _Bootstrap,
+    boot: RecordingBootstrap,
     signal: np.ndarray,
     positive: np.ndarray,
     rid: np.ndarray,
@@ -279,25 +279,35 @@ def _auroc_estimate(
     return boot.estimate(value, statistic)
 
 
+def _group_mean(
+    values: np.ndarray, group: np.ndarray, rid: np.ndarray, n_recordings: int
+) -> Statistic:
+    """The mean of ``values`` over the frames in ``group``, as a bootstrap statistic."""
+    return ratio(
+        recording_sums(np.where(group, values, 0.0), rid, n_recordings),
+        recording_sums(group, rid, n_recordings),
+    )
+
+
 def _mean_estimate(
-    boot: _Bootstrap, values: np.ndarray, rid: np.ndarray, n_recordings: int
+    boot: RecordingBootstrap, values: np.ndarray, rid: np.ndarray, n_recordings: int
 ) -> Estimate:
     """Mean of the finite ``values`` (one per frame), resampled by recording."""
     ok = np.isfinite(values)
-    sums = np.bincount(rid[ok], weights=values[ok], minlength=n_recordings)
-    frames = np.bincount(rid[ok], minlength=n_recordings).astype(np.float64)
-    return boot.estimate(float(values[ok].mean()) if ok.any() else None, _ratio(sums, frames))
+    return boot.estimate(
+        float(values[ok].mean()) if ok.any() else None, _group_mean(values, ok, rid, n_recordings)
+    )
 
 
 def _difference_estimate(
-    boot: _Bootstrap, values: np.ndarray, flag: np.ndarray, rid: np.ndarray, n_recordings: int
+    boot: RecordingBootstrap,
+    values: np.ndarray,
+    flag: np.ndarray,
+    rid: np.ndarray,
+    n_recordings: int,
 ) -> Estimate:
     """Mean of ``values`` where ``flag`` minus where not, resampled by recording."""
-    means = []
-    for group in (flag, ~flag):
-        sums = np.bincount(rid[group], weights=values[group], minlength=n_recordings)
-        frames = np.bincount(rid[group], minlength=n_recordings).astype(np.float64)
-        means.append(_ratio(sums, frames))
+    means = [_group_mean(values, group, rid, n_recordings) for group in (flag, ~flag)]
     value = (
         float(values[flag].mean() - values[~flag].mean()) if flag.any() and (~flag).any() else None
     )
@@ -312,7 +322,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _spearman_estimate(
-    boot: _Bootstrap, x: np.ndarray, y: np.ndarray, rid: np.ndarray, n_recordings: int
+    boot: RecordingBootstrap, x: np.ndarray, y: np.ndarray, rid: np.ndarray, n_recordings: int
 ) -> Estimate:
     """Spearman's rho of ``x`` and ``y`` (frames where both are finite), resampled by
     recording (each drawn recording's frames as many times as it was drawn)."""
@@ -335,10 +345,10 @@ def _figure(estimate: Estimate) -> dict[str, Any]:
     return asdict(estimate)
 
 
-def _bootstrap(n_recordings: int, bootstrap: int, seed: int) -> _Bootstrap:
+def _bootstrap(n_recordings: int, bootstrap: int, seed: int) -> RecordingBootstrap:
     if bootstrap < 1:
         raise ValueError(f"bootstrap must be >= 1, got {bootstrap}")
-    return _Bootstrap(n_recordings, int(bootstrap), seed)
+    return RecordingBootstrap(n_recordings, int(bootstrap), seed)
 
 
 # -- Figures --------------------------------------------------------------------------------------
@@ -402,7 +412,7 @@ def pixel_figures(
 
 
 def _group_figures(
-    boot: _Bootstrap,
+    boot: RecordingBootstrap,
     values: np.ndarray,
     flag: np.ndarray,
     rid: np.ndarray,

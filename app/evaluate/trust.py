@@ -30,7 +30,6 @@ frame, error among accepted frames with none accepted) is skipped and counted.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +49,14 @@ from app.calibration.reliability import (
 )
 from app.calibration.rules import SIGNALS, Calibration, ModeCalibration
 from app.calibration.temperature import scaled_probabilities
+from app.evaluate.bootstrap import (
+    LEVEL,
+    Estimate,
+    RecordingBootstrap,
+    Statistic,
+    ratio,
+    recording_sums,
+)
 from app.evaluate.tables import jsonable
 
 __all__ = [
@@ -81,31 +88,8 @@ MODE_SIGNALS = {
 DEFAULT_SETTINGS = CalibrationSettings()
 """Target error, delta and coverage of the cross-fitted rules: ``python -m app calibrate``'s."""
 
-LEVEL = 0.95
-"""Level of the bootstrap percentile intervals."""
-
 CURVE_POINTS = 201
 """Points of a risk-coverage curve kept in the JSON (the AURC uses every coverage)."""
-
-_CELLS_PER_CHUNK = 4_000_000
-"""Resamples are evaluated in chunks of at most this many (resample, column) cells."""
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A figure and its bootstrap interval over recordings.
-
-    Attributes:
-        value: the figure on the evaluated frames; NaN when undefined.
-        low: the 2.5th percentile of the resampled figures (NaN when none is defined).
-        high: the 97.5th percentile.
-        resamples: how many resamples the figure was defined in (the others are skipped).
-    """
-
-    value: float
-    low: float
-    high: float
-    resamples: int
 
 
 @dataclass(frozen=True)
@@ -543,56 +527,6 @@ def _finite_signal(uncertainty: npt.ArrayLike, wrong: npt.ArrayLike) -> tuple[np
 
 # -- Bootstrap over recordings --------------------------------------------------------------------
 
-_Statistic = Callable[[np.ndarray], np.ndarray]
-"""(B, R) recording counts -> (B,) figure per resample (NaN where undefined)."""
-
-
-class _Bootstrap:
-    """Resamples of the recordings, as counts: ``counts[b, r]`` = how often resample b drew
-    recording r (R draws with replacement)."""
-
-    def __init__(self, n_recordings: int, resamples: int, seed: int) -> None:
-        rng = np.random.default_rng(np.random.SeedSequence(seed))
-        draws = rng.integers(0, n_recordings, size=(resamples, n_recordings))
-        self.counts = np.zeros((resamples, n_recordings))
-        np.add.at(self.counts, (np.repeat(np.arange(resamples), n_recordings), draws.ravel()), 1)
-
-    def estimate(self, value: float | None, statistic: _Statistic, width: int = 1) -> Estimate:
-        """``value`` with the percentile interval of ``statistic`` over the resamples.
-
-        Args:
-            value: the figure on the evaluated frames (None or NaN: undefined).
-            statistic: the figure as a function of recording counts.
-            width: columns of the statistic's intermediate (B, width) arrays, to size chunks.
-        """
-        step = max(1, _CELLS_PER_CHUNK // max(width, 1))
-        values = np.concatenate(
-            [statistic(self.counts[i : i + step]) for i in range(0, len(self.counts), step)]
-        )
-        defined = values[np.isfinite(values)]
-        value = math.nan if value is None else float(value)
-        if not defined.size or not math.isfinite(value):
-            return Estimate(value, math.nan, math.nan, int(defined.size))
-        tail = 50.0 * (1.0 - LEVEL)
-        low, high = np.percentile(defined, [tail, 100.0 - tail])
-        return Estimate(value, float(low), float(high), int(defined.size))
-
-
-def _sums(values: np.ndarray, rid: np.ndarray, n_recordings: int) -> np.ndarray:
-    """Per-recording sums of per-frame values (bool counts as 0/1)."""
-    return np.bincount(rid, weights=np.asarray(values, dtype=np.float64), minlength=n_recordings)
-
-
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> _Statistic:
-    """sum(count * numerator) / sum(count * denominator) over recordings; NaN for 0 / 0."""
-
-    def statistic(counts: np.ndarray) -> np.ndarray:
-        top, bottom = counts @ numerator, counts @ denominator
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(bottom > 0, top / bottom, np.nan)
-
-    return statistic
-
 
 def _mean_statistic(
     measure: Callable[[np.ndarray, np.ndarray], float],
@@ -600,7 +534,7 @@ def _mean_statistic(
     labels: np.ndarray,
     rid: np.ndarray,
     n_recordings: int,
-) -> _Statistic:
+) -> Statistic:
     """A mean over frames (NLL, Brier) with each recording's frames weighted by its count,
     from ``measure`` applied to each recording's frames."""
     frames = np.bincount(rid, minlength=n_recordings).astype(np.float64)
@@ -610,7 +544,7 @@ def _mean_statistic(
             for i in range(n_recordings)
         ]
     )
-    return _ratio(sums, frames)
+    return ratio(sums, frames)
 
 
 def _ece_bins(confidence: np.ndarray, n_bins: int) -> np.ndarray:
@@ -625,7 +559,7 @@ def _ece_bins(confidence: np.ndarray, n_bins: int) -> np.ndarray:
 
 def _ece_statistic(
     probabilities: np.ndarray, labels: np.ndarray, rid: np.ndarray, n_recordings: int
-) -> _Statistic:
+) -> Statistic:
     """The ECE of :func:`~app.calibration.reliability.expected_calibration_error` with each
     recording's frames weighted by its count: sum over bins of |sum w (correct - confidence)|
     over sum w."""
@@ -654,7 +588,7 @@ def _grouped(
     return frames, errors
 
 
-def _auroc_statistic(frames: np.ndarray, errors: np.ndarray) -> _Statistic:
+def _auroc_statistic(frames: np.ndarray, errors: np.ndarray) -> Statistic:
     """Mann-Whitney AUROC (ties one half, as torchmetrics' trapezoidal ROC) of the uncertainty
     for flagging errors, with each recording's frames weighted by its count."""
     right = frames - errors
@@ -670,7 +604,7 @@ def _auroc_statistic(frames: np.ndarray, errors: np.ndarray) -> _Statistic:
     return statistic
 
 
-def _aurc_statistic(frames: np.ndarray, errors: np.ndarray) -> _Statistic:
+def _aurc_statistic(frames: np.ndarray, errors: np.ndarray) -> Statistic:
     """:func:`risk_coverage`'s AURC with each recording's frames weighted by its count.
 
     A tie group g of n_g frames with e_g errors fills positions K_{g-1} + 1 .. K_g, at each
@@ -803,7 +737,7 @@ def trust_report(
             raise ValueError(f"{name} must be an integer >= 1, got {value}")
     names, rid = np.unique(rec, return_inverse=True)
     r = len(names)
-    boot = _Bootstrap(r, int(bootstrap), seed)
+    boot = RecordingBootstrap(r, int(bootstrap), seed)
     mode_passes = {"deterministic": det[:, None, :], "mc_mean": mc}
     raw = {"deterministic": det, "mc_mean": mc.mean(axis=1)}
     notes: list[str] = []
@@ -895,7 +829,7 @@ def _probability_figures(
     y: np.ndarray,
     rid: np.ndarray,
     r: int,
-    boot: _Bootstrap,
+    boot: RecordingBootstrap,
 ) -> ProbabilityFigures:
     frames = np.bincount(rid, minlength=r).astype(np.float64)
     correct = p.argmax(axis=1) == y
@@ -903,7 +837,9 @@ def _probability_figures(
         predictions=predictions,
         scaling=scaling,
         temperature=temperature,
-        accuracy=boot.estimate(float(correct.mean()), _ratio(_sums(correct, rid, r), frames)),
+        accuracy=boot.estimate(
+            float(correct.mean()), ratio(recording_sums(correct, rid, r), frames)
+        ),
         ece=boot.estimate(
             expected_calibration_error(p, y), _ece_statistic(p, y, rid, r), ECE_BINS + 1
         ),
@@ -923,7 +859,7 @@ def _signal_figures(
     wrong: np.ndarray,
     rid: np.ndarray,
     r: int,
-    boot: _Bootstrap,
+    boot: RecordingBootstrap,
 ) -> SignalFigures:
     known = np.isfinite(uncertainty)
     u, w, ids = uncertainty[known], wrong[known], rid[known]
@@ -961,7 +897,7 @@ def _selective_figures(
     y: np.ndarray,
     rid: np.ndarray,
     r: int,
-    boot: _Bootstrap,
+    boot: RecordingBootstrap,
 ) -> SelectiveFigures:
     """Figures of ``outcome`` = (probabilities, accepted, sets) for a rule fitted to
     ``levels`` = (target error, delta, coverage)."""
@@ -978,12 +914,16 @@ def _selective_figures(
         delta=float(delta),
         coverage_target=float(coverage),
         accepted_fraction=boot.estimate(
-            float(accepted.mean()), _ratio(_sums(accepted, rid, r), frames)
+            float(accepted.mean()), ratio(recording_sums(accepted, rid, r), frames)
         ),
         accepted_error=boot.estimate(
             float((accepted & wrong).sum() / n_accepted) if n_accepted else None,
-            _ratio(_sums(accepted & wrong, rid, r), _sums(accepted, rid, r)),
+            ratio(recording_sums(accepted & wrong, rid, r), recording_sums(accepted, rid, r)),
         ),
-        set_coverage=boot.estimate(float(covered.mean()), _ratio(_sums(covered, rid, r), frames)),
-        mean_set_size=boot.estimate(float(size.mean()), _ratio(_sums(size, rid, r), frames)),
+        set_coverage=boot.estimate(
+            float(covered.mean()), ratio(recording_sums(covered, rid, r), frames)
+        ),
+        mean_set_size=boot.estimate(
+            float(size.mean()), ratio(recording_sums(size, rid, r), frames)
+        ),
     )
