@@ -20,6 +20,7 @@ from app.render.captions import verdict_text
 from app.render.table import csv_row
 from models.data.phantom import PhantomConfig, PhantomVideo
 from tests.pipeline_support import REAL_DATA, calibrated_copy, tiny_checkpoint
+from tests.test_render_captions import summary
 
 FPS = 24.0
 GBM, MEN = np.array([0.9, 0.1]), np.array([0.2, 0.8])
@@ -208,53 +209,28 @@ def test_the_analyzer_gives_each_frame_the_verdict_of_its_site(tmp_path: Path) -
 # ---------------------------------------------------------------------------- words, records
 
 
-def _summary(verdict: WindowVerdict | None):  # -> FrameSummary
-    from app.render.summary import FrameSummary
-
-    return FrameSummary(
-        frame_id=1,
-        source_index=1,
-        source_time_s=0.0,
-        capture_s=0.0,
-        result_s=0.0,
-        latency_ms=1.0,
-        class_names=("glioblastoma", "meningioma"),
-        class_idx=0,
-        probabilities=(0.9, 0.1),
-        probability_std=(0.0, 0.0),
-        entropy=0.3,
-        mutual_information=0.0,
-        mean_cv=None,
-        method="gradcam++",
-        passes=10,
-        mc=True,
-        fov=(1.0, 1.0, 1.0),
-        fov_found=True,
-        timings_ms={},
-        verdict=verdict,
-    )
-
-
 def test_the_verdict_in_words_and_in_the_table() -> None:
     full = WindowVerdict(0, 0.934, 48, 2.0, False, True)
-    assert verdict_text(_summary(full)) == "glioblastoma 0.93 over the last 2.0 s (48 frames)"
+    expected = "glioblastoma 0.93 over the last 2.0 s (48 frames)"
+    assert verdict_text(summary(verdict=full)) == expected
     unsure = WindowVerdict(1, 0.55, 30, 1.25, True, True, "site")
-    assert verdict_text(_summary(unsure)) == "UNCERTAIN over the last 1.2 s (30 frames)"
+    assert verdict_text(summary(verdict=unsure)) == "UNCERTAIN over the last 1.2 s (30 frames)"
     raw = WindowVerdict(1, 0.8, 1, 0.0, None, False, "start")
-    assert verdict_text(_summary(raw)) == "meningioma 0.80 over 1 frame (not calibrated)"
+    assert verdict_text(summary(verdict=raw)) == "meningioma 0.80 over 1 frame (not calibrated)"
     empty = WindowVerdict(None, math.nan, 0, 0.0, None, True, "no_tissue")
-    assert verdict_text(_summary(empty)) == "no tissue: the verdict restarts"
-    assert verdict_text(_summary(None)) == ""
-    row = csv_row(_summary(unsure))
+    assert verdict_text(summary(verdict=empty)) == "no tissue: the verdict restarts"
+    assert verdict_text(summary(verdict=None)) == ""
+    row = csv_row(summary(verdict=unsure))
     assert (row["window_class"], row["window_p"], row["window_frames"]) == (
         "UNCERTAIN",
         "0.550000",
         30,
     )
     assert row["window_restart"] == "site"
-    assert csv_row(_summary(full))["window_class"] == "glioblastoma"
-    assert csv_row(_summary(empty))["window_class"] == csv_row(_summary(empty))["window_p"] == ""
-    assert csv_row(_summary(None))["window_frames"] == ""
+    assert csv_row(summary(verdict=full))["window_class"] == "glioblastoma"
+    empty_row = csv_row(summary(verdict=empty))
+    assert empty_row["window_class"] == empty_row["window_p"] == ""
+    assert csv_row(summary(verdict=None))["window_frames"] == ""
 
 
 def test_a_chunk_keeps_every_verdict_exactly() -> None:
