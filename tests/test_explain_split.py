@@ -1,0 +1,79 @@
+"""The model split at the cut point: the torch.fx prefix and suffix recompose the model, the
+suffix still fires the hooks the engine relies on, and a cut a skip connection spans is refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from app.explain.passes import ROOT, CutPoint, PassBatcher, PassPlanError, find_dropouts
+from app.explain.split import split_at
+from tests.mc_models import BUILDERS, TARGETS
+
+PASSES = 3
+SIZES = {"resnet18": 64, "resnet18_trunk": 64, "mobilenet_v2": 64, "trunk": 12}
+
+
+def _engine_cut(arch: str, needs_grad: bool) -> tuple[nn.Module, CutPoint, torch.Tensor]:
+    model = BUILDERS[arch](PASSES).eval()
+    x = torch.randn(2, 3, SIZES[arch], SIZES[arch])
+    batcher = PassBatcher(model, TARGETS[arch], find_dropouts(model), PASSES)
+    return model, batcher.cut_point(x, needs_grad), x
+
+
+@pytest.mark.parametrize("arch", list(BUILDERS))
+@pytest.mark.parametrize("needs_grad", [True, False], ids=["gradient", "gradient-free"])
+def test_prefix_then_suffix_is_the_model(arch: str, needs_grad: bool) -> None:
+    model, cut, x = _engine_cut(arch, needs_grad)
+    prefix, suffix = split_at(model, cut, TARGETS[arch])
+    with torch.no_grad():
+        torch.testing.assert_close(suffix(prefix(x)), model(x), rtol=1e-5, atol=1e-6)
+    prefix_modules = {name for name, _ in prefix.named_modules()}
+    assert not prefix_modules & set(find_dropouts(model)), "a dropout module ran in the prefix"
+
+
+@pytest.mark.parametrize("arch", ["resnet18_trunk", "trunk"])
+def test_suffix_fires_hooks_on_the_models_own_target_and_dropout(arch: str) -> None:
+    """With dropout in the trunk the target layer runs in the suffix: its forward hook (the
+    engine's activation capture) and the dropout's (the pass masks) must fire there."""
+    model, cut, x = _engine_cut(arch, needs_grad=True)
+    prefix, suffix = split_at(model, cut, TARGETS[arch])
+    modules = dict(model.named_modules())
+    fired: list[str] = []
+    for name in [TARGETS[arch], *find_dropouts(model)]:
+        modules[name].register_forward_hook(lambda *_args, name=name: fired.append(name))
+    with torch.no_grad():
+        activation = prefix(x)
+        assert fired == [], "the prefix ran a hooked module"
+        suffix(activation)
+    assert sorted(fired) == sorted([TARGETS[arch], *find_dropouts(model)])
+
+
+def test_a_cut_inside_a_residual_block_is_refused() -> None:
+    model, _, _ = _engine_cut("trunk", needs_grad=True)
+    with pytest.raises(PassPlanError, match=r"skip connection spans the input of block\.drop"):
+        split_at(model, CutPoint("block.drop", "input"), TARGETS["trunk"])
+
+
+def test_the_model_input_is_not_a_prefix() -> None:
+    model, _, _ = _engine_cut("resnet18", needs_grad=True)
+    with pytest.raises(PassPlanError, match="model input"):
+        split_at(model, CutPoint(ROOT, "input"), TARGETS["resnet18"])
+
+
+def test_an_untraceable_model_is_a_clear_error() -> None:
+    class DataDependent(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.drop = nn.Dropout(0.5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.conv(x)
+            if x.sum() > 0:  # control flow on a value: fx cannot trace it
+                x = -x
+            return self.drop(x.flatten(1))
+
+    with pytest.raises(PassPlanError, match=r"torch\.fx cannot trace"):
+        split_at(DataDependent(), CutPoint("drop", "input"), "conv")
