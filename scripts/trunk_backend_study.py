@@ -6,12 +6,12 @@ exact (issue 14's first measurement, before any backend lands in the engine).
 For ResNet-18, MobileNetV2 and ResNet-18 with trunk dropout (random weights, 2 classes) it
 finds the cut point the engine uses for Grad-CAM++ with T = 10
 (:meth:`app.explain.passes.PassBatcher.cut_point`), splits the model there with torch.fx
-(the cut module and the target layer traced as leaves, so their hooks still fire in the
-suffix), exports the prefix to ONNX once, and times it, batch 1, in torch eager, torch
-channels_last, ONNX Runtime and OpenVINO (both fp32). It prints the median of ``--repeats``
-runs, the maximum relative error of the prefix output against torch, and whether the torch
-suffix fed with each runtime's prefix reproduces the whole model's logits (max abs error).
-A skip connection that spans the cut makes the split fail with a clear message.
+(:func:`app.explain.split.split_at`), exports the prefix to ONNX once, and times it, batch 1,
+in torch eager, torch channels_last, ONNX Runtime and OpenVINO (both fp32). It prints the
+median of ``--repeats`` runs, the maximum relative error of the prefix output against torch,
+and whether the torch suffix fed with each runtime's prefix reproduces the whole model's
+logits (max abs error). A skip connection that spans the cut makes the split fail with a
+clear message.
 
 Needs the runtimes: ``pip install -e '.[runtimes]'``.
 """
@@ -19,15 +19,15 @@ Needs the runtimes: ``pip install -e '.[runtimes]'``.
 from __future__ import annotations
 
 import argparse
-import statistics
+import math
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from app.benchmarks.engine import median_ms
 from app.explain.passes import PassBatcher, find_dropouts
 from app.explain.split import split_at
 from models.architectures import build_model, default_target_layer
@@ -40,15 +40,9 @@ CONFIGS = {
 """Table row -> (architecture, trunk dropout)."""
 
 
-def median_ms(run: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``run`` in ms, after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+def timed_ms(run: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``run`` in ms over ``repeats`` runs after one warm-up, on the CPU."""
+    return median_ms(run, torch.device("cpu"), repeats, budget_s=math.inf)[0]
 
 
 def runtimes(onnx_path: Path, threads: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
@@ -79,7 +73,7 @@ def runtimes(onnx_path: Path, threads: int) -> dict[str, Callable[[np.ndarray], 
 
 
 def study(arch: str, trunk_dropout: float, size: int, repeats: int, threads: int) -> dict:
-    """One table row: the cut, times in ms and errors per runtime."""
+    """One table row: the cut, then per runtime (ms,) or (ms, activation error, logit error)."""
     model = build_model(arch, 2, dropout=0.5, trunk_dropout=trunk_dropout).eval()
     target = default_target_layer(arch)
     x = torch.randn(1, 3, size, size)
@@ -89,10 +83,11 @@ def study(arch: str, trunk_dropout: float, size: int, repeats: int, threads: int
     with torch.no_grad():
         reference = prefix(x)
         logits = model(x)
-        row = {"cut": cut.describe(), "torch eager": (median_ms(lambda: prefix(x), repeats), 0.0)}
-        last = prefix.to(memory_format=torch.channels_last)
+        row = {"cut": cut.describe(), "torch eager": (timed_ms(lambda: prefix(x), repeats),)}
+        # The prefix shares the model's modules: convert them for the timing, then back.
+        prefix.to(memory_format=torch.channels_last)
         x_last = x.contiguous(memory_format=torch.channels_last)
-        row["torch channels_last"] = (median_ms(lambda: last(x_last), repeats), 0.0)
+        row["torch channels_last"] = (timed_ms(lambda: prefix(x_last), repeats),)
         prefix.to(memory_format=torch.contiguous_format)
     with tempfile.TemporaryDirectory() as folder:
         onnx_path = Path(folder) / "prefix.onnx"
@@ -106,14 +101,13 @@ def study(arch: str, trunk_dropout: float, size: int, repeats: int, threads: int
             dynamic_axes={"x": {0: "rows"}, "activation": {0: "rows"}},
         )
         scale = float(reference.abs().max())
+        array = x.numpy()
         for name, run in runtimes(onnx_path, threads).items():
-            array = x.numpy()
             out = torch.from_numpy(run(array))
             with torch.no_grad():
                 logit_error = float((suffix(out) - logits).abs().max())
             error = float((out - reference).abs().max()) / scale
-            ms = median_ms(lambda run=run, array=array: run(array), repeats)
-            row[name] = (ms, error, logit_error)
+            row[name] = (timed_ms(lambda run=run: run(array), repeats), error, logit_error)
     return row
 
 

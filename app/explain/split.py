@@ -1,10 +1,10 @@
 """The model split at the cut point: a deterministic prefix that can run anywhere (an inference
 runtime, batched, cached) and a torch suffix that runs the passes.
 
-torch.fx traces the model with the cut module, the target layer and every dropout module kept
-as module calls, so
-the suffix calls the model's own submodules and every forward hook on them (dropout masks, the
-target capture) still fires. A split is exact by construction when no node after the cut
+torch.fx traces the model with the cut module, the target layer and every dropout module the
+engine samples (:func:`~app.explain.passes.find_dropouts`) kept as module calls, so the suffix
+calls the model's own submodules and every forward hook on them (dropout masks, the target
+capture) still fires. A split is exact by construction when no node after the cut
 reads anything before it but the cut tensor itself; a skip connection across the cut is
 refused.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch.fx as fx
 from torch import nn
 
-from app.explain.passes import ROOT, CutPoint, PassPlanError
+from app.explain.passes import ROOT, CutPoint, PassPlanError, find_dropouts
 
 
 def split_at(model: nn.Module, cut: CutPoint, target: str) -> tuple[fx.GraphModule, fx.GraphModule]:
@@ -29,17 +29,16 @@ def split_at(model: nn.Module, cut: CutPoint, target: str) -> tuple[fx.GraphModu
         target: qualified name of the target layer, kept a module call in the suffix.
 
     Raises:
-        PassPlanError: the cut is the model input, torch.fx cannot trace the model, or a
-            skip connection spans the cut.
+        PassPlanError: the cut is the model input, torch.fx cannot trace the model, a
+            skip connection spans the cut, or the model has alpha dropout.
     """
     if cut.module == ROOT:
         raise PassPlanError("the cut is the model input: there is no prefix to move")
-    leaves = {cut.module, target}
+    leaves = {cut.module, target, *find_dropouts(model)}
 
     class _Tracer(fx.Tracer):
         def is_leaf_module(self, module: nn.Module, name: str) -> bool:
-            dropout = isinstance(module, nn.modules.dropout._DropoutNd)  # custom ones too
-            return name in leaves or dropout or super().is_leaf_module(module, name)
+            return name in leaves or super().is_leaf_module(module, name)
 
     try:
         nodes = list(_Tracer().trace(model).nodes)
