@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from app.benchmarks.engine import median_ms
-from app.explain.passes import PassBatcher, find_dropouts
+from app.explain.cut import find_dropouts
+from app.explain.passes import PassBatcher
+from app.explain.runtimes import import_openvino
 from app.explain.split import split_at
 from models.architectures import build_model, default_target_layer
 
@@ -48,8 +50,8 @@ def timed_ms(run: Callable[[], object], repeats: int) -> float:
 def runtimes(onnx_path: Path, threads: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """ONNX Runtime and OpenVINO (fp32, latency) sessions for the exported prefix."""
     import onnxruntime
-    import openvino
 
+    openvino = import_openvino()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from app.explain.passes import ROOT, CutPoint, PassBatcher, PassPlanError, find_dropouts
-from app.explain.split import split_at
+from app.explain.cut import ROOT, CutPoint, PassPlanError, find_dropouts
+from app.explain.passes import PassBatcher
+from app.explain.split import split_at, split_for_passes
 from tests.mc_models import BUILDERS, TARGETS
 
 PASSES = 3
@@ -77,3 +78,38 @@ def test_an_untraceable_model_is_a_clear_error() -> None:
 
     with pytest.raises(PassPlanError, match=r"torch\.fx cannot trace"):
         split_at(DataDependent(), CutPoint("drop", "input"), "conv")
+
+
+@pytest.mark.parametrize(
+    ("arch", "needs_grad", "boundary", "repeat_there", "target_there"),
+    [
+        ("resnet18", True, CutPoint("layer4", "output"), True, True),
+        ("resnet18", False, CutPoint("layer4", "output"), False, True),
+        ("resnet18_trunk", True, None, True, False),
+        ("trunk", False, None, True, False),
+    ],
+    ids=["cut-at-target", "cut-after-target", "cut-before-target", "residual-dropout"],
+)
+def test_the_prefix_ends_at_the_earlier_of_cut_and_target(
+    arch: str, needs_grad: bool, boundary: CutPoint | None, repeat_there: bool, target_there: bool
+) -> None:
+    """None as the expected boundary: the engine's cut itself."""
+    model, cut, x = _engine_cut(arch, needs_grad)
+    split = split_for_passes(model, cut, TARGETS[arch])
+    assert split.boundary == (boundary or cut)
+    assert (split.repeat_at_boundary, split.target_at_boundary) == (repeat_there, target_there)
+    with torch.no_grad():
+        torch.testing.assert_close(split.suffix(split.prefix(x)), model(x), rtol=1e-5, atol=1e-6)
+    suffix_modules = {n.target for n in split.suffix.graph.nodes if n.op == "call_module"}
+    assert (TARGETS[arch] in suffix_modules) != target_there
+    if not repeat_there:
+        assert cut.module in suffix_modules, "the cut's hook must fire in the suffix"
+
+
+def test_without_a_cut_the_prefix_is_the_whole_trunk() -> None:
+    model, _, x = _engine_cut("mobilenet_v2", needs_grad=True)
+    split = split_for_passes(model, CutPoint(ROOT, "input"), TARGETS["mobilenet_v2"])
+    assert split.boundary == CutPoint("features.18", "output")
+    assert not split.repeat_at_boundary and split.target_at_boundary
+    with torch.no_grad():
+        torch.testing.assert_close(split.suffix(split.prefix(x)), model(x), rtol=1e-5, atol=1e-6)

@@ -84,7 +84,7 @@ class CalibrationSettings:
 @contextlib.contextmanager
 def _dropout_sampling(model: nn.Module) -> Iterator[None]:
     """The model in eval mode with its dropout modules sampling masks (MC Dropout)."""
-    from app.explain.passes import find_dropouts
+    from app.explain.cut import find_dropouts
 
     dropouts = find_dropouts(model).values()
     for module in dropouts:

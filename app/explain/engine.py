@@ -9,18 +9,22 @@ import difflib
 import math
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from app.explain.cut import ROOT, CutPoint, PassPlanError, find_dropouts
 from app.explain.errors import ExplainerError
 from app.explain.gradient import GradCAM, GradCAMPlusPlus, SmoothGradCAMPlusPlus
 from app.explain.method import CamMethod, PassContext
-from app.explain.passes import PassBatcher, find_dropouts
+from app.explain.passes import PassBatcher
 from app.explain.reciprocam import ReciproCAM
 from app.explain.result import Explanation
+from app.explain.runtimes import attach_runtime, check_backend
 from app.explain.scorecam import ScoreCAM
+from app.explain.split import PrefixSplit, split_for_passes
 from app.explain.statistics import normalize_maps, pass_statistics, predictive_uncertainty
 from app.explain.timing import StageTimer
 
@@ -118,12 +122,21 @@ class Explainer:
             untouched; None draws from the global RNG.
         cv_min_mean: the risk map is undefined (NaN) where the mean map is at or below this
             (maps are in [0, 1]).
+        backend: where the deterministic prefix runs (everything before the pass cut and the
+            target layer's output; the rest and every gradient stay in torch): "torch",
+            "onnxruntime", "openvino" (CPU, fp32, checked against torch on the first frame
+            of each input shape; :mod:`app.explain.runtimes`), or "auto": the fastest installed
+            runtime that passes the check, else torch. The runtime copies the weights on that
+            first frame: make a new explainer after changing them.
+        cache_dir: where converted prefixes are kept between runs (e.g.
+            :func:`app.explain.runtimes.default_cache_dir`); None converts on every start.
         **method_options: passed to the method, e.g. ``samples``/``std`` (smoothgradcam++),
             ``batch_size`` (scorecam), ``kernel`` ("gaussian" or "1x1", reciprocam).
 
     Raises:
         ExplainerError: unknown method or target layer (with close names), passes < 1,
-            ``mc=True`` on a model without dropout, unsupported method options.
+            ``mc=True`` on a model without dropout, unsupported method options, an unknown
+            or uninstalled backend, or a runtime on a GPU.
     """
 
     def __init__(
@@ -137,6 +150,8 @@ class Explainer:
         *,
         seed: int | None = None,
         cv_min_mean: float = 1e-3,
+        backend: str = "torch",
+        cache_dir: str | Path | None = None,
         **method_options: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -154,6 +169,12 @@ class Explainer:
             raise ExplainerError(f"passes must be an integer >= 1, got {passes!r}")
 
         self.device = resolve_device(device)
+        check_backend(backend, self.device)
+        self.backend = backend
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.backend_note = "the prefix runs in torch"
+        """What the last new input shape's prefix runs on, and why (for logs and the UI)."""
+        self._splits: dict[tuple[tuple[int, ...], bool], PrefixSplit | None] = {}
         self.model = self._on_device(model)
         self.method = METHODS[key](**method_options)
         self.mc = bool(mc)
@@ -180,6 +201,36 @@ class Explainer:
             (m.in_channels for m in self.model.modules() if isinstance(m, nn.Conv2d)), None
         )
         self._batcher = PassBatcher(self.model, self.target_layer, dropouts, self.passes)
+
+    def _prefix_split(self, cut: CutPoint, x: Tensor) -> PrefixSplit | None:
+        """The split whose prefix runs on the backend, for x's shape (None: all in torch).
+
+        Built on the first frame of each shape: a model torch.fx cannot split, a float64 model
+        or no exact runtime falls back to torch under ``auto`` and raises for a named runtime.
+        """
+        key = (tuple(x.shape[1:]), self.method.needs_grad)
+        if self.backend == "torch":
+            return None
+        if key in self._splits:
+            return self._splits[key]
+        split = None
+        try:
+            if cut.module == ROOT and self._batcher.passes > 1 and self._batcher.dropouts:
+                raise PassPlanError("every layer differs per pass: there is no prefix to move")
+            if x.dtype != torch.float32:
+                raise PassPlanError(f"the runtimes run float32 models, this one is {x.dtype}")
+            split = split_for_passes(self.model, cut, self.target_layer)
+            split, self.backend_note = attach_runtime(split, x, self.backend, self.cache_dir)
+        except PassPlanError as error:
+            if self.backend != "auto":
+                raise ExplainerError(
+                    f"backend {self.backend!r} cannot run this model: {error}"
+                ) from error
+            self.backend_note = f"the prefix runs in torch: {error}"
+        if split is not None and split.backend == "torch":
+            split = None  # auto found no exact runtime: the plain forward is the cheaper one
+        self._splits[key] = split
+        return split
 
     def _on_device(self, model: nn.Module) -> nn.Module:
         tensors = [*model.parameters(), *model.buffers()]
@@ -277,7 +328,8 @@ class Explainer:
             seeded(self.seed, self.device),
         ):
             cut = self._batcher.cut_point(x, self.method.needs_grad)
-            ctx = PassContext(self._batcher, cut, frames, self.passes, timer)
+            split = self._prefix_split(cut, x)
+            ctx = PassContext(self._batcher, cut, frames, self.passes, timer, split)
             with self._batcher.session(frames):
                 raw = self.method.compute(ctx, x, requested)
         with timer.stage("stats"), torch.no_grad():
@@ -301,10 +353,11 @@ class Explainer:
             mc=self.mc,
             target_layer=self.target_layer,
             timings_ms=dict(timer.ms),
+            backend=split.backend if split is not None else "torch",
         )
 
     def __repr__(self) -> str:
         return (
             f"Explainer(method={self.method!r}, passes={self.passes}, mc={self.mc}, "
-            f"target_layer={self.target_layer!r}, device={self.device})"
+            f"target_layer={self.target_layer!r}, device={self.device}, backend={self.backend!r})"
         )

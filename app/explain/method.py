@@ -9,8 +9,10 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from app.explain.cut import CutPoint
 from app.explain.errors import ExplainerError
-from app.explain.passes import CutPoint, PassBatcher
+from app.explain.passes import PassBatcher
+from app.explain.split import PrefixSplit
 from app.explain.timing import StageTimer
 
 
@@ -24,6 +26,7 @@ class PassContext:
         frames: B, frames in this call.
         passes: T, passes per frame.
         timer: accumulates per-stage wall time.
+        split: where the deterministic prefix runs off torch, or None (all in torch).
     """
 
     batcher: PassBatcher
@@ -31,6 +34,7 @@ class PassContext:
     frames: int
     passes: int
     timer: StageTimer
+    split: PrefixSplit | None = None
 
     def forward(
         self,
@@ -48,6 +52,7 @@ class PassContext:
             expand=expand,
             grad_at_target=grad_at_target,
             transform_target=transform_target,
+            split=self.split,
         )
 
 

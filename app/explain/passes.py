@@ -20,52 +20,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from app.explain.errors import ExplainerError
-
-ROOT = ""
-"""The name of the model itself in ``named_modules()``."""
-
-_ALPHA_DROPOUT = (nn.AlphaDropout, nn.FeatureAlphaDropout)
-
-
-class PassPlanError(ExplainerError):
-    """The model's structure does not allow the requested explanation."""
-
-
-def find_dropouts(model: nn.Module) -> dict[str, nn.Module]:
-    """The model's multiplicative dropout modules with p > 0, by qualified name.
-
-    Raises:
-        PassPlanError: for alpha dropout, whose output is not a mask times the input and so
-            cannot share one mask across the copies of a pass.
-    """
-    found: dict[str, nn.Module] = {}
-    for name, module in model.named_modules():
-        if isinstance(module, _ALPHA_DROPOUT):
-            raise PassPlanError(
-                f"{name} is {type(module).__name__}, which is not a multiplicative mask; "
-                "MC Dropout explanations support nn.Dropout, Dropout1d, Dropout2d, Dropout3d"
-            )
-        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
-            found[name] = module
-    return found
-
-
-@dataclass(frozen=True)
-class CutPoint:
-    """Where rows are repeated for the passes: the input or output of a named module."""
-
-    module: str
-    position: Literal["input", "output"]
-
-    def describe(self) -> str:
-        return f"{self.position} of {self.module or 'the model'}"
+from app.explain.cut import ROOT, CutPoint, PassPlanError
+from app.explain.split import PrefixSplit
 
 
 def _parent(name: str) -> str:
@@ -286,6 +246,7 @@ class PassBatcher:
         expand: bool = True,
         grad_at_target: bool = False,
         transform_target: Callable[[Tensor], Tensor] | None = None,
+        split: PrefixSplit | None = None,
     ) -> tuple[Tensor, Tensor]:
         """One forward over ``rows`` inside a session.
 
@@ -299,6 +260,8 @@ class PassBatcher:
                 there: the trunk runs without a graph) so its gradient can be taken.
             transform_target: replaces the target activation downstream (its rows may grow,
                 as ``(row, copy)``); the untransformed activation is still returned.
+            split: run the deterministic prefix with ``split.run_prefix`` (e.g. an inference
+                runtime) and the rest as ``split.suffix``; None runs the whole model in torch.
 
         Returns:
             (logits, activation): logits (rows after expansion, K) and the target layer's
@@ -324,15 +287,50 @@ class PassBatcher:
             captured.append(out)
             return transform_target(out) if transform_target is not None else out
 
-        repeat = expand and self.passes > 1 and self.dropouts
-        repeating = self._hook_cut(cut, frames, self.passes) if repeat else contextlib.nullcontext()
-        with repeating:  # registered first: at the target's output it must run before on_target
-            handle = self.target.register_forward_hook(on_target)
-            try:
-                with torch.no_grad():
-                    logits = self.model(rows)
-            finally:
-                handle.remove()
+        repeat = bool(expand and self.passes > 1 and self.dropouts)
+        with torch.no_grad():
+            if split is None:
+                logits = self._hooked(self.model, rows, cut if repeat else None, on_target, frames)
+            else:
+                logits = self._split_forward(split, rows, cut, repeat, on_target, frames)
         if not isinstance(logits, Tensor) or logits.ndim != 2:
             raise PassPlanError("the model must return a (N, K) tensor of class scores")
         return logits, captured[0]
+
+    def _hooked(
+        self,
+        module: nn.Module,
+        rows: Tensor,
+        cut: CutPoint | None,
+        on_target: Callable[[nn.Module, tuple, Tensor], Tensor] | None,
+        frames: int,
+    ) -> Tensor:
+        """``module(rows)`` with the rows repeated at ``cut`` and ``on_target`` on the target."""
+        repeating = self._hook_cut(cut, frames, self.passes) if cut else contextlib.nullcontext()
+        with repeating:  # registered first: at the target's output it must run before on_target
+            handle = self.target.register_forward_hook(on_target) if on_target else None
+            try:
+                return module(rows)
+            finally:
+                if handle is not None:
+                    handle.remove()
+
+    def _split_forward(
+        self,
+        split: PrefixSplit,
+        rows: Tensor,
+        cut: CutPoint,
+        repeat: bool,
+        on_target: Callable[[nn.Module, tuple, Tensor], Tensor],
+        frames: int,
+    ) -> Tensor:
+        """The prefix on ``split.run_prefix``, then the suffix with the same hooks as a whole
+        forward: where a hooked place is the boundary, its hook runs on the prefix output."""
+        activation = split.run_prefix(rows).to(rows.device)
+        if repeat and split.repeat_at_boundary:
+            activation = _repeat_for_passes(activation, frames, self.passes)
+        if split.target_at_boundary:
+            activation = on_target(self.target, (), activation)
+        suffix_cut = cut if repeat and not split.repeat_at_boundary else None
+        suffix_target = None if split.target_at_boundary else on_target
+        return self._hooked(split.suffix, activation, suffix_cut, suffix_target, frames)

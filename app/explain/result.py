@@ -33,6 +33,7 @@ class Explanation:
         mutual_information: entropy minus the mean per-pass entropy (epistemic part), nats.
         timings_ms: wall time per stage of this call, in milliseconds ("total" included).
         method, passes, mc, target_layer: how the maps were made.
+        backend: what ran the deterministic prefix ("torch", "onnxruntime", "openvino").
     """
 
     maps: Tensor
@@ -49,6 +50,7 @@ class Explanation:
     mc: bool
     target_layer: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    backend: str = "torch"
 
     def _tensor_fields(self) -> dict[str, Tensor]:
         return {

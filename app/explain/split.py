@@ -2,7 +2,7 @@
 runtime, batched, cached) and a torch suffix that runs the passes.
 
 torch.fx traces the model with the cut module, the target layer and every dropout module the
-engine samples (:func:`~app.explain.passes.find_dropouts`) kept as module calls, so the suffix
+engine samples (:func:`~app.explain.cut.find_dropouts`) kept as module calls, so the suffix
 calls the model's own submodules and every forward hook on them (dropout masks, the target
 capture) still fires. A split is exact by construction when no node after the cut
 reads anything before it but the cut tensor itself; a skip connection across the cut is
@@ -11,13 +11,18 @@ refused.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
 import torch.fx as fx
-from torch import nn
+from torch import Tensor, nn
 
-from app.explain.passes import ROOT, CutPoint, PassPlanError, find_dropouts
+from app.explain.cut import ROOT, CutPoint, PassPlanError, find_dropouts
 
 
-def split_at(model: nn.Module, cut: CutPoint, target: str) -> tuple[fx.GraphModule, fx.GraphModule]:
+def split_at(
+    model: nn.Module, cut: CutPoint, target: str, keep: Collection[str] = ()
+) -> tuple[fx.GraphModule, fx.GraphModule]:
     """(prefix, suffix) GraphModules with ``suffix(prefix(x)) == model(x)``.
 
     The suffix calls the model's own submodules, so forward hooks on them (dropout masks, the
@@ -25,8 +30,10 @@ def split_at(model: nn.Module, cut: CutPoint, target: str) -> tuple[fx.GraphModu
 
     Args:
         model: the network (its submodules are shared, not copied).
-        cut: from :meth:`PassBatcher.cut_point`.
-        target: qualified name of the target layer, kept a module call in the suffix.
+        cut: where to split, e.g. from :meth:`PassBatcher.cut_point`.
+        target: qualified name of the target layer, kept a module call.
+        keep: more module names to keep as module calls (e.g. the pass cut when splitting
+            elsewhere, so a hook on it fires in the suffix).
 
     Raises:
         PassPlanError: the cut is the model input, torch.fx cannot trace the model, a
@@ -34,7 +41,7 @@ def split_at(model: nn.Module, cut: CutPoint, target: str) -> tuple[fx.GraphModu
     """
     if cut.module == ROOT:
         raise PassPlanError("the cut is the model input: there is no prefix to move")
-    leaves = {cut.module, target, *find_dropouts(model)}
+    leaves = {cut.module, target, *keep, *find_dropouts(model)}
 
     class _Tracer(fx.Tracer):
         def is_leaf_module(self, module: nn.Module, name: str) -> bool:
@@ -73,3 +80,54 @@ def split_at(model: nn.Module, cut: CutPoint, target: str) -> tuple[fx.GraphModu
         part.graph.eliminate_dead_code()
         part.recompile()
     return parts
+
+
+@dataclass(frozen=True)
+class PrefixSplit:
+    """The model split where the engine's deterministic part ends, for one input shape.
+
+    The boundary is the earlier of the pass cut and the target layer's output: everything
+    before it is the same for every pass and needs no gradient, so it can run on an inference
+    runtime; the suffix runs in torch with the engine's hooks.
+
+    Attributes:
+        prefix: rows (N, C, H, W) -> the boundary activation, in torch.
+        suffix: the boundary activation -> (N, K) logits, calling the model's own modules.
+        boundary: where the split is.
+        repeat_at_boundary: the pass cut is the boundary: rows are repeated for the passes on
+            the prefix output (otherwise the cut, when there is one, is in the suffix).
+        target_at_boundary: the boundary is the target layer's output: the target capture
+            runs on the prefix output (otherwise the target layer is called in the suffix).
+        run_prefix: what computes the prefix: ``prefix`` itself, or a runtime's session.
+        backend: the name of what ``run_prefix`` runs on.
+    """
+
+    prefix: fx.GraphModule
+    suffix: fx.GraphModule
+    boundary: CutPoint
+    repeat_at_boundary: bool
+    target_at_boundary: bool
+    run_prefix: Callable[[Tensor], Tensor] = field(repr=False)
+    backend: str = "torch"
+
+
+def split_for_passes(model: nn.Module, cut: CutPoint, target: str) -> PrefixSplit:
+    """Split at the earlier of ``cut`` and the output of ``target`` (see :class:`PrefixSplit`).
+
+    Args:
+        model: the network, as for :func:`split_at`.
+        cut: the engine's pass cut for this input shape (the model input when nothing is
+            repeated: original mode, or no dropout).
+        target: qualified name of the target layer.
+
+    Raises:
+        PassPlanError: as :func:`split_at`, at the cut or at the target's output.
+    """
+    at_target = CutPoint(target, "output")
+    if cut not in (CutPoint(ROOT, "input"), at_target):
+        prefix, suffix = split_at(model, cut, target)
+        if any(n.op == "call_module" and n.target == target for n in suffix.graph.nodes):
+            return PrefixSplit(prefix, suffix, cut, True, False, prefix)
+    keep = () if cut.module == ROOT else (cut.module,)
+    prefix, suffix = split_at(model, at_target, target, keep)
+    return PrefixSplit(prefix, suffix, at_target, cut == at_target, True, prefix)

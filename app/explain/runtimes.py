@@ -1,0 +1,342 @@
+"""Inference runtimes for the engine's deterministic prefix: ONNX Runtime and OpenVINO, fp32.
+
+The prefix (:class:`~app.explain.split.PrefixSplit`) is exported to ONNX once per model and
+input shape, and each runtime compiles that file. Before a runtime is used it must reproduce
+torch's prefix output on the first frame (relative error at most :data:`EXACT_TOLERANCE`);
+``auto`` times every installed runtime that passes and keeps the fastest. The ONNX file and
+the outcome of the checks are cached on disk, in a folder named by a SHA-256 of the prefix's
+code and weights, the input shape and the torch version, so a later start skips the export,
+the checks and the timing (each runtime's own version is part of the cached check; OpenVINO
+also caches its compiled model there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import torch
+import torch.fx as fx
+from torch import Tensor
+
+from app.explain.errors import ExplainerError
+from app.explain.split import PrefixSplit
+
+RUNTIMES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+"""Runtime name -> the package it needs."""
+
+BACKENDS = ("auto", "torch", *RUNTIMES)
+"""What ``Explainer(..., backend=)`` and ``--backend`` accept."""
+
+EXACT_TOLERANCE = 1e-4
+"""Largest accepted max |runtime - torch| / max |torch| of the prefix output on the first frame."""
+
+_TIMING_RUNS = 3
+"""Timed runs per runtime in the first-frame check (after the checked run)."""
+
+
+class BackendError(ExplainerError):
+    """A backend was asked for that cannot run this model here."""
+
+
+def installed_runtimes() -> list[str]:
+    """The runtimes whose package is importable, in :data:`RUNTIMES` order."""
+    return [name for name, package in RUNTIMES.items() if importlib.util.find_spec(package)]
+
+
+def runtime_version(name: str) -> str:
+    return importlib.metadata.version(RUNTIMES[name])
+
+
+def default_cache_dir() -> Path:
+    """``$PCLE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pcle-viewer`` (``~/.cache/pcle-viewer``)."""
+    explicit = os.environ.get("PCLE_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pcle-viewer"
+
+
+def check_backend(backend: str, device: torch.device) -> None:
+    """Raise :class:`BackendError` when ``backend`` is unknown, not installed, or a runtime on
+    a device other than the CPU (``auto`` and ``torch`` always pass)."""
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
+    if backend not in RUNTIMES:
+        return
+    if backend not in installed_runtimes():
+        raise BackendError(
+            f"backend {backend!r} needs the {RUNTIMES[backend]} package, which is not "
+            "installed: pip install -e '.[runtimes]'"
+        )
+    if device.type != "cpu":
+        raise BackendError(f"backend {backend!r} runs on the CPU; this explainer is on {device}")
+
+
+def prefix_key(prefix: fx.GraphModule, example: Tensor) -> str:
+    """SHA-256 naming one converted prefix: its code, every weight, the input shape and dtype,
+    and the torch version (which writes the ONNX file)."""
+    digest = hashlib.sha256()
+    digest.update(prefix.code.encode())
+    digest.update(f"{tuple(example.shape[1:])} {example.dtype} {torch.__version__}".encode())
+    for name, tensor in prefix.state_dict().items():
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+    return digest.hexdigest()
+
+
+def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def export_onnx(prefix: fx.GraphModule, example: Tensor, path: Path) -> None:
+    """Write ``prefix`` as ONNX with a dynamic row axis (atomically)."""
+
+    def write(target: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(
+                prefix,
+                (example[:1],),
+                str(target),
+                dynamo=False,
+                input_names=["rows"],
+                output_names=["activation"],
+                dynamic_axes={"rows": {0: "n"}, "activation": {0: "n"}},
+            )
+
+    _replace_atomically(path, write)
+
+
+def import_openvino() -> ModuleType:
+    """``openvino``, imported with Intel's usage telemetry blocked.
+
+    Unless the user has opted out, importing openvino sends an event to Google Analytics from a
+    background thread and writes an id under ``~/intel``; a viewer in an operating room sends
+    nothing. With ``openvino_telemetry`` unimportable during the import, openvino takes its own
+    no-op stub.
+    """
+    if "openvino" not in sys.modules:
+        blocked = "openvino_telemetry" not in sys.modules
+        if blocked:
+            sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
+        try:
+            import openvino  # noqa: F401
+        finally:
+            if blocked:
+                del sys.modules["openvino_telemetry"]
+    return sys.modules["openvino"]
+
+
+def _as_array(rows: Tensor):  # -> np.ndarray
+    return rows.detach().to("cpu", torch.float32).contiguous().numpy()
+
+
+class OnnxRuntimePrefix:
+    """The prefix on an ONNX Runtime CPU session (fp32)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, onnx_path: Path, threads: int, _cache: Path | None = None) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Idle pool threads sleep instead of spinning: the pipeline's decoding shares the cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = onnxruntime.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+
+    def __call__(self, rows: Tensor) -> Tensor:
+        return torch.from_numpy(self._session.run(None, {"rows": _as_array(rows)})[0])
+
+
+class OpenVinoPrefix:
+    """The prefix compiled by OpenVINO for the CPU (fp32, latency hint)."""
+
+    name = "openvino"
+
+    def __init__(self, onnx_path: Path, threads: int, cache: Path | None = None) -> None:
+        openvino = import_openvino()
+        config: dict[str, object] = {
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        if cache is not None:
+            config["CACHE_DIR"] = str(cache / "openvino")
+        self._request = (
+            openvino.Core().compile_model(str(onnx_path), "CPU", config).create_infer_request()
+        )
+
+    def __call__(self, rows: Tensor) -> Tensor:
+        return torch.from_numpy(self._request.infer({0: _as_array(rows)})[0])
+
+
+RUNNERS: dict[str, type[OnnxRuntimePrefix] | type[OpenVinoPrefix]] = {
+    "onnxruntime": OnnxRuntimePrefix,
+    "openvino": OpenVinoPrefix,
+}
+
+
+@dataclasses.dataclass
+class _Check:
+    """One runtime's first-frame check: its version, relative error and median time."""
+
+    version: str
+    error: float
+    ms: float
+
+    @property
+    def exact(self) -> bool:
+        return self.error <= EXACT_TOLERANCE
+
+
+def _check(
+    run: Callable[[Tensor], Tensor], reference: Tensor, example: Tensor, version: str
+) -> _Check:
+    out = run(example)
+    if out.shape != reference.shape:
+        return _Check(version, math.inf, math.inf)
+    error = float((out - reference).abs().max()) / max(float(reference.abs().max()), 1e-12)
+    times = []
+    for _ in range(_TIMING_RUNS):
+        start = time.perf_counter()
+        run(example)
+        times.append((time.perf_counter() - start) * 1e3)
+    return _Check(version, error, sorted(times)[len(times) // 2])
+
+
+@contextlib.contextmanager
+def _folder(cache_dir: Path | None, key: str) -> Iterator[tuple[Path, bool]]:
+    """(folder, persistent): the cache folder for ``key``, or a temporary one without a cache."""
+    if cache_dir is None:
+        with tempfile.TemporaryDirectory(prefix="pcle-prefix-") as temporary:
+            yield Path(temporary), False
+        return
+    folder = Path(cache_dir) / "prefix" / key
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder, True
+
+
+def _read_checks(path: Path) -> dict[str, _Check]:
+    try:
+        raw = json.loads(path.read_text())
+        return {name: _Check(**fields) for name, fields in raw["checks"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # missing or damaged: checked again and rewritten
+
+
+def _load(
+    name: str, prefix: fx.GraphModule, example: Tensor, folder: Path, threads: int, cache: bool
+) -> Callable[[Tensor], Tensor]:
+    """The runtime's runner for the ONNX file in ``folder``, exporting it when missing and once
+    more when the file there does not load (a damaged cache)."""
+    onnx_path = folder / "prefix.onnx"
+    for attempt in (0, 1):
+        if not onnx_path.exists():
+            try:
+                export_onnx(prefix, example, onnx_path)
+            except Exception as error:  # an operator the exporter does not know, ...
+                raise BackendError(f"the prefix does not export to ONNX: {error}") from error
+        try:
+            return RUNNERS[name](onnx_path, threads, folder if cache else None)
+        except Exception as error:  # each runtime raises its own types for a bad file
+            onnx_path.unlink(missing_ok=True)
+            if attempt:
+                raise BackendError(f"{name} cannot load the prefix: {error}") from error
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def attach_runtime(
+    split: PrefixSplit,
+    example: Tensor,
+    backend: str,
+    cache_dir: Path | None,
+    threads: int | None = None,
+) -> tuple[PrefixSplit, str]:
+    """``split`` with its prefix on ``backend`` (a runtime name, or ``auto``).
+
+    Args:
+        split: from :func:`~app.explain.split.split_for_passes`, model in eval mode.
+        example: (B, C, H, W) the first frame(s), float32 on the CPU.
+        backend: a name in :data:`RUNTIMES`, or ``auto`` (the fastest exact installed one).
+        cache_dir: where converted prefixes are kept between runs; None converts every time.
+        threads: the runtime's thread count; None takes torch's.
+
+    Returns:
+        (split, note): the split with ``run_prefix`` and ``backend`` set (unchanged, in torch,
+        when ``auto`` finds no exact runtime), and a line saying what was chosen and why.
+
+    Raises:
+        BackendError: a named runtime that fails the exactness check or cannot load the model.
+    """
+    threads = threads or torch.get_num_threads()
+    candidates = list(RUNNERS) if backend == "auto" else [backend]
+    candidates = [name for name in candidates if name in installed_runtimes()]
+    if not candidates:
+        return split, "no inference runtime is installed: the prefix runs in torch"
+    versions = {name: runtime_version(name) for name in candidates}
+    key = prefix_key(split.prefix, example)
+    with _folder(cache_dir, key) as (folder, persistent):
+        manifest = folder / "checks.json"
+        cached = _read_checks(manifest) if persistent else {}
+        checks = {n: c for n, c in cached.items() if versions.get(n) == c.version}
+        runners: dict[str, Callable[[Tensor], Tensor]] = {}
+        reference: Tensor | None = None
+        for name in candidates:
+            if name in checks:
+                continue
+            try:
+                runners[name] = _load(name, split.prefix, example, folder, threads, persistent)
+            except BackendError:
+                if backend != "auto":
+                    raise
+                checks[name] = _Check(versions[name], math.inf, math.inf)
+                continue
+            if reference is None:
+                with torch.no_grad():
+                    reference = split.prefix(example)
+            checks[name] = _check(runners[name], reference, example, versions[name])
+        exact = [name for name in candidates if checks[name].exact]
+        if exact:
+            chosen = min(exact, key=lambda n: checks[n].ms)
+            if chosen not in runners:  # its check was cached: load it only now
+                runners[chosen] = _load(chosen, split.prefix, example, folder, threads, persistent)
+        if persistent:
+            payload = {
+                "checks": {n: dataclasses.asdict(c) for n, c in {**cached, **checks}.items()}
+            }
+            _replace_atomically(manifest, lambda p: p.write_text(json.dumps(payload, indent=2)))
+    if not exact:
+        errors = ", ".join(f"{n} {checks[n].error:.1e}" for n in candidates)
+        if backend != "auto":
+            raise BackendError(
+                f"{backend} does not reproduce torch's prefix on this model (relative error "
+                f"{errors} > {EXACT_TOLERANCE:g}); use the torch backend"
+            )
+        return split, f"no runtime reproduces torch here ({errors}): the prefix runs in torch"
+    note = f"prefix to the {split.boundary.describe()} on {chosen} {versions[chosen]}"
+    return dataclasses.replace(split, run_prefix=runners[chosen], backend=chosen), note
