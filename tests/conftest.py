@@ -20,6 +20,21 @@ LEAK_GRACE_S = 30.0
 tqdm.tqdm.monitor_interval = 0
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _backend_cache_in_a_temporary_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Converted model prefixes (``--backend``) go to a folder of this run, not ~/.cache;
+    subprocesses inherit it."""
+    before = os.environ.get("PCLE_CACHE_DIR")
+    os.environ["PCLE_CACHE_DIR"] = str(tmp_path_factory.mktemp("pcle-cache"))
+    yield
+    if before is None:
+        os.environ.pop("PCLE_CACHE_DIR", None)
+    else:
+        os.environ["PCLE_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def qapp(qapp_args: list[str]) -> Any:
     """pytest-qt's application, made by the viewer's own :func:`app.ui.viewer.application`:

@@ -27,6 +27,8 @@ def test_bench_writes_the_report_schema(tmp_path: Path) -> None:
             "1",
             "--trunk-dropout",
             "0.2",
+            "--backends",
+            "torch,auto",
             "--json",
             str(report_path),
         ]
@@ -39,3 +41,22 @@ def test_bench_writes_the_report_schema(tmp_path: Path) -> None:
     for row in report["rows"]:
         assert set(row) == {"method", "forward_ms", "original_ms", "proposed_ms", "loop_ms"}
         assert all(row[k] > 0 for k in row if k.endswith("_ms"))
+    rows = [(row["method"], row["backend"]) for row in report["backends"]]
+    assert rows == [(m, b) for m in ("gradcam++", "reciprocam") for b in ("torch", "auto")]
+    for row in report["backends"]:
+        assert set(row) == {
+            "method",
+            "backend",
+            "ran_on",
+            "original_ms",
+            "convert_ms",
+            "first_ms",
+            "steady_ms",
+        }
+        assert all(row[k] > 0 for k in row if k.endswith("_ms"))
+        assert row["ran_on"] == "torch" if row["backend"] == "torch" else row["ran_on"] != "auto"
+
+
+def test_bench_refuses_an_unknown_backend(capsys) -> None:
+    assert main(["bench", "--backends", "torch,tensorrt", "--input-size", "32"]) == 2
+    assert "unknown backend(s) ['tensorrt']" in capsys.readouterr().err

@@ -87,6 +87,8 @@ def test_invalid_values_are_refused_at_once(checkpoint: Path) -> None:
             pipeline.update_settings(method="lime")
         with pytest.raises(SettingsError, match="unknown setting"):
             pipeline.update_settings(colour="red")
+        with pytest.raises(SettingsError, match=r"unknown backend 'tensorrt'; use auto, torch"):
+            pipeline.update_settings(backend="tensorrt")
     finally:
         assert pipeline.stop()
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from app.cli import main
+from app.explain.runtimes import installed_runtimes
 from app.pipeline import headless
 from app.pipeline.sources import VideoFileSource
 from app.recording import SessionReader
@@ -102,6 +103,34 @@ def test_max_frames_and_panel_height(checkpoint: Path, video: Path, tmp_path: Pa
     height = capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
     capture.release()
     assert 100 < height < 130  # panel plus header
+
+
+@pytest.mark.skipif(not installed_runtimes(), reason="no inference runtime installed")
+def test_a_runtime_backend_gives_the_same_rows_as_torch(
+    checkpoint: Path, video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--backend auto`` converts the trunk for the installed runtimes (its cache entry shows
+    it); with the same seed every probability in the CSV matches torch's."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PCLE_CACHE_DIR", str(cache))
+    tables = {}
+    for backend in ("torch", "auto"):
+        out = tmp_path / backend
+        args = ["process", str(video), "--checkpoint", str(checkpoint), "--out", str(out)]
+        extra = ["--backend", backend, "--max-frames", "3", "--seed", "1", "--device", "cpu"]
+        assert main([*args, *extra, "--passes", "3", "--quiet"]) == 0
+        tables[backend] = read_rows(outputs(out)[1])
+    assert len(tables["auto"]) == len(tables["torch"]) == 3
+    for ours, theirs in zip(tables["auto"], tables["torch"], strict=True):
+        probabilities = [k for k in ours if k.startswith("p_")]
+        assert probabilities
+        for key in probabilities:
+            assert float(ours[key]) == pytest.approx(float(theirs[key]), abs=1e-4)
+        assert ours["class"] == theirs["class"]
+    (entry,) = (cache / "prefix").iterdir()
+    assert (entry / "prefix.onnx").is_file()
+    checks = (entry / "checks.json").read_text()
+    assert all(name in checks for name in installed_runtimes())
 
 
 def _garbage(path: Path) -> Path:

@@ -21,6 +21,7 @@ def test_preferences_round_trip_through_qsettings(tmp_path: Path) -> None:
     prefs = (
         ViewerPreferences()
         .replace(method="reciprocam", passes=7, mode="analysis", opacity=0.3, loop=False)
+        .replace(backend="openvino")
         .replace(checkpoint="/models/a.pt", snapshot_dir="/snaps")
         .with_recent_source("/videos/one.mp4")
         .with_recent_source("0")
@@ -44,11 +45,13 @@ def test_missing_or_broken_preferences_give_defaults(tmp_path: Path) -> None:
             "mode": "sideways",
             "opacity": 7,
             "loop": "yes",
+            "backend": "tensorrt",
             "recent_sources": ["a", 3, "a", "b"],
         }
     )
     assert odd.method == "gradcam++" and odd.passes == 10 and odd.mode == "live"
     assert odd.opacity == 1.0 and odd.loop is True and odd.recent_sources == ("a", "b")
+    assert odd.backend == "torch"
 
 
 def test_start_options_prefer_command_line_then_memory_then_demo(tmp_path: Path) -> None:

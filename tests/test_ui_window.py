@@ -24,6 +24,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QWidget
 from pytestqt.qtbot import QtBot
 
+from app.explain.runtimes import installed_runtimes
 from app.pipeline import IterableSource, Mode, PipelineSettings
 from app.ui.main_window import MainWindow
 from app.ui.options import DEMO_CHECKPOINT, DEMO_SOURCE, ViewerOptions
@@ -177,6 +178,30 @@ def test_method_passes_and_class_from_the_ui_reach_the_results(
     assert remembered is not None and remembered.opacity == pytest.approx(0.8)
     assert remembered.method == "gradcam++" and remembered.passes == 2
     assert remembered.recent_sources[0] == str(DEMO_SOURCE.resolve())
+
+
+@pytest.mark.skipif(not installed_runtimes(), reason="no inference runtime installed")
+def test_the_backend_control_moves_the_trunk_onto_a_runtime_and_back(
+    qtbot: QtBot, demo_window: MainWindow
+) -> None:
+    window, controls = demo_window, demo_window.controls
+    pipeline = window.pipeline
+    assert pipeline is not None
+    offered = [controls.backend.itemData(i) for i in range(controls.backend.count())]
+    assert offered == ["torch", "auto", *installed_runtimes()]
+
+    def ran_on(backends: list[str]) -> bool:
+        result = window.shown_result
+        return result is not None and result.explanation.backend in backends
+
+    controls.backend.setCurrentIndex(controls.backend.findData("auto"))
+    qtbot.waitUntil(lambda: ran_on(installed_runtimes()), timeout=WAIT_MS)
+    assert "Fastest exact" in window.settings_line.text()
+    controls.backend.setCurrentIndex(controls.backend.findData("torch"))
+    qtbot.waitUntil(lambda: ran_on(["torch"]), timeout=WAIT_MS)
+    assert "Fastest exact" not in window.settings_line.text()
+    remembered = window.store.load() if window.store is not None else None
+    assert remembered is not None and remembered.backend == "torch"
 
 
 def test_screenshot_is_not_blank_and_the_maps_have_colour(

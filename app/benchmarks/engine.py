@@ -10,8 +10,10 @@ For each method it times, at batch size 1, the median wall time of
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,6 +54,31 @@ def median_ms(
     return statistics.median(times), len(times)
 
 
+def _first_and_steady(
+    make: Callable[[Path | None], Explainer],
+    x: torch.Tensor,
+    dev: torch.device,
+    repeats: int,
+    budget_s: float,
+    cache: Path,
+) -> dict[str, float]:
+    """A backend's start-up and steady cost: ``convert_ms``, the first call with an empty disk
+    cache (finding the cut, converting and checking the prefix); ``first_ms``, the first call
+    of a new explainer once the cache holds it (a later start of the viewer); ``steady_ms``,
+    the median after that."""
+    times = {}
+    for key, folder in (("convert_ms", None), ("first_ms", cache)):
+        explainer = make(folder)
+        start = time.perf_counter()
+        explainer(x)
+        _sync(dev)
+        times[key] = (time.perf_counter() - start) * 1e3
+        if folder is None:
+            make(cache)(x)  # fill the cache for the next start
+    times["steady_ms"], _ = median_ms(lambda: explainer(x), dev, repeats, budget_s, warmup=0)
+    return times
+
+
 def benchmark_engine(
     arch: str,
     methods: Sequence[str],
@@ -63,12 +90,20 @@ def benchmark_engine(
     repeats: int = 7,
     budget_s: float = 30.0,
     progress: Callable[[str], None] | None = None,
+    backends: Sequence[str] = ("torch",),
 ) -> dict[str, Any]:
-    """Time forward / original / proposed / loop for each method on a random-weight model.
+    """Time forward / original / proposed / loop for each method on a random-weight model,
+    and the proposed method's start-up and steady cost on each backend.
+
+    Args:
+        backends: where the deterministic prefix runs (:data:`app.explain.runtimes.BACKENDS`);
+            every one is timed in this run, next to torch's original and forward.
 
     Returns:
         ``{"arch", "device", "passes", "input_size", "torch", "threads", "rows": [{"method",
-        "forward_ms", "original_ms", "proposed_ms", "loop_ms"}], "runs": {method: {...}}}``.
+        "forward_ms", "original_ms", "proposed_ms", "loop_ms"}], "backends": [{"method",
+        "backend", "ran_on", "original_ms", "convert_ms", "first_ms", "steady_ms"}],
+        "runs": {method: {...}}}``. ``rows`` are torch's; ``ran_on`` is what ``auto`` chose.
     """
     from models.architectures import build_model
 
@@ -82,7 +117,7 @@ def benchmark_engine(
             model(x)
 
     forward_ms, _ = median_ms(forward, dev, repeats, budget_s, warmup=2)
-    rows, runs = [], {}
+    rows, runs, per_backend = [], {}, []
     for method in methods:
         original = Explainer(model, method, mc=False, device=dev)
         proposed = Explainer(model, method, passes=passes, device=dev)
@@ -105,6 +140,34 @@ def benchmark_engine(
             if progress:
                 progress(f"{method:16s} {key:12s} {ms:10.1f} ms  ({count} runs)")
         rows.append(row)
+        for backend in backends:
+            with tempfile.TemporaryDirectory(prefix="pcle-bench-cache-") as folder:
+                on = Explainer(model, method, mc=False, device=dev, backend=backend)
+                on(x)
+                entry: dict[str, Any] = {
+                    "method": method,
+                    "backend": backend,
+                    "ran_on": on(x).backend,
+                    "original_ms": median_ms(lambda e=on: e(x), dev, repeats, budget_s)[0],
+                }
+                entry |= _first_and_steady(
+                    lambda cache, m=method, b=backend: Explainer(
+                        model, m, passes=passes, device=dev, backend=b, cache_dir=cache
+                    ),
+                    x,
+                    dev,
+                    repeats,
+                    budget_s,
+                    Path(folder),
+                )
+            per_backend.append(
+                {k: round(v, 3) if isinstance(v, float) else v for k, v in entry.items()}
+            )
+            if progress:
+                progress(
+                    f"{method:16s} {backend:12s} steady {entry['steady_ms']:8.1f} ms, first "
+                    f"{entry['first_ms']:8.1f} ms (on {entry['ran_on']})"
+                )
     return {
         "arch": arch,
         "trunk_dropout": trunk_dropout,
@@ -114,12 +177,14 @@ def benchmark_engine(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "rows": rows,
+        "backends": per_backend,
         "runs": runs,
     }
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """The report as a fixed-width table with the two ratios the targets are stated in."""
+    """The report as fixed-width tables with the ratios the targets are stated in: torch's
+    methods, then each backend against torch's original."""
     lines = [
         f"{report['arch']} on {report['device']}, T={report['passes']}, batch 1, "
         f"{report['input_size']}x{report['input_size']}"
@@ -127,12 +192,31 @@ def format_table(report: dict[str, Any]) -> str:
         f"{'method':16s} {'forward':>9s} {'original':>9s} {'proposed':>9s} {'loop':>9s} "
         f"{'prop/orig':>9s} {'loop/prop':>9s}",
     ]
+    original = {}
     for row in report["rows"]:
+        original[row["method"]] = row["original_ms"]
         lines.append(
             f"{row['method']:16s} {row['forward_ms']:9.1f} {row['original_ms']:9.1f} "
             f"{row['proposed_ms']:9.1f} {row['loop_ms']:9.1f} "
             f"{row['proposed_ms'] / row['original_ms']:9.2f} "
             f"{row['loop_ms'] / row['proposed_ms']:9.2f}"
+        )
+    if report.get("backends"):
+        lines += [
+            "",
+            f"{'method':16s} {'backend':12s} {'ran on':12s} {'original':>9s} {'proposed':>9s} "
+            f"{'first':>9s} {'convert':>9s} {'prop/torch orig':>16s} {'first/prop':>10s}",
+        ]
+        for row in report["backends"]:
+            lines.append(
+                f"{row['method']:16s} {row['backend']:12s} {row['ran_on']:12s} "
+                f"{row['original_ms']:9.1f} {row['steady_ms']:9.1f} {row['first_ms']:9.1f} "
+                f"{row['convert_ms']:9.1f} {row['steady_ms'] / original[row['method']]:16.2f} "
+                f"{row['first_ms'] / row['steady_ms']:10.2f}"
+            )
+        lines.append(
+            "(original and proposed on the backend; first: a new explainer's first frame with the "
+            "prefix cached; convert: with an empty cache)"
         )
     lines.append("(milliseconds, median)")
     return "\n".join(lines)

@@ -106,6 +106,7 @@ def benchmark_pipeline(
     frames: int = 300,
     warmup: int = 10,
     device: str = "cpu",
+    backend: str = "torch",
     speed: float = 1.0,
     windows: int = 10,
     rss_every: int = 500,
@@ -118,7 +119,7 @@ def benchmark_pipeline(
         checkpoint: the model; None builds a random-weight ``arch`` at ``input_size``.
         arch, input_size: the random model when no checkpoint is given.
         mode: "analysis" (throughput) or "live" (latency at the source's rate).
-        method, passes, device: the explanation settings.
+        method, passes, device, backend: the explanation settings.
         frames: frames to measure after the warm-up: results in analysis mode, frames read from
             the source in live mode.
         warmup: results to let pass before measuring (first calls are slow).
@@ -146,14 +147,18 @@ def benchmark_pipeline(
     with tempfile.TemporaryDirectory(prefix="pcle-bench-") as tmp:
         if checkpoint is None:
             checkpoint = random_checkpoint(Path(tmp) / f"{arch}.pt", arch, input_size)
-        settings = PipelineSettings(Path(checkpoint), method=method, passes=passes, device=device)
+        settings = PipelineSettings(
+            Path(checkpoint), method=method, passes=passes, device=device, backend=backend
+        )
         source_obj = open_source(source)
         info = {
             "source": source_obj.name,
             "source_fps": source_obj.fps,
             "source_frames": source_obj.frame_count,
         }
+        start = time.monotonic()
         pipeline = Pipeline(source_obj, settings, mode=mode, loop=True, speed=speed)
+        info["start_s"] = round(time.monotonic() - start, 3)
         meta = pipeline.metadata
         load_start = os.getloadavg()
         with pipeline:
@@ -167,6 +172,7 @@ def benchmark_pipeline(
         "method": settings.method,
         "passes": settings.passes,
         "device": pipeline.device,
+        "backend": settings.backend,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
@@ -196,6 +202,7 @@ def _measure(
     taken = measured = counted = 0
     baseline = pipeline.stats()
     t_start = last_result = time.monotonic()
+    first: dict[str, Any] = {}
     rss: list[tuple[int, float]] = [] if warmup else [(0, round(resident_mb(), 1))]
     while counted < frames:
         result = pipeline.wait_result(_POLL_S)
@@ -205,6 +212,11 @@ def _measure(
                 break
             continue
         last_result = now
+        if not first:
+            first = {
+                "ran_on": result.explanation.backend,
+                "first_explain_ms": round(result.timings_ms.get("explain", math.nan), 2),
+            }
         taken += 1
         if taken <= warmup:
             if taken == warmup:  # the measurement starts now
@@ -226,6 +238,7 @@ def _measure(
     rss.append((counted, round(resident_mb(), 1)))
     frames_read = snap.frames_read - baseline.frames_read
     figures: dict[str, Any] = {
+        **first,
         "frames_measured": counted,
         "results": measured,
         "seconds": round(elapsed, 2),
@@ -259,8 +272,11 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"{report['arch']} {report['input_size'][0]}x{report['input_size'][1]} "
         f"({report['checkpoint']}), {report['method']} T={report['passes']} on "
-        f"{report['device']}, {report['mode']} mode, {report['source']} "
+        f"{report['device']} ({report.get('ran_on', report['backend'])} prefix, asked "
+        f"{report['backend']}), {report['mode']} mode, {report['source']} "
         f"({report['source_fps']:g} fps)",
+        f"start {report['start_s']:.2f} s (model, explainer, warm-up); first result's "
+        f"explanation {report.get('first_explain_ms', math.nan):.1f} ms",
         f"torch {report['torch']}, {report['torch_threads']} threads, {report['cpus']} CPUs; "
         f"load average {report['loadavg_start'][0]:.2f} -> {report['loadavg_end'][0]:.2f}",
         f"{report['results']} results in {report['seconds']:.1f} s: "

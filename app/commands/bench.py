@@ -23,6 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     bench.add_argument("--passes", type=int, default=10)
     bench.add_argument("--device", default="cpu")
+    bench.add_argument(
+        "--backends",
+        "--backend",
+        default="torch",
+        help="comma-separated backends to time the proposed method on, side by side "
+        "(torch, onnxruntime, openvino, auto)",
+    )
     bench.add_argument("--input-size", type=int, default=224)
     bench.add_argument(
         "--trunk-dropout",
@@ -43,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from app.benchmarks.engine import benchmark_engine, format_table
+    from app.explain.runtimes import BACKENDS
 
     report_file = check_json_report(args.json)
 
@@ -50,6 +58,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise CommandError(f"unknown method(s) {unknown}; available: {', '.join(METHODS)}")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        raise CommandError(f"unknown backend(s) {unknown}; available: {', '.join(BACKENDS)}")
     report = benchmark_engine(
         args.arch,
         methods,
@@ -60,6 +72,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         budget_s=args.budget,
         progress=lambda line: print(line, file=sys.stderr),
+        backends=backends,
     )
     print(format_table(report))
     write_json_report(report, report_file)

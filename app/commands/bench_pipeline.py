@@ -7,7 +7,13 @@ import argparse
 import sys
 
 from app.argument_types import float_in, int_in
-from app.commands.common import CommandError, add_json_option, check_json_report, write_json_report
+from app.commands.common import (
+    CommandError,
+    add_backend_option,
+    add_json_option,
+    check_json_report,
+    write_json_report,
+)
 from app.explain import METHODS
 
 __all__ = ["add_parser"]
@@ -35,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     bench_pipeline.add_argument("--warmup", type=int_in(0), default=10, help="results not measured")
     bench_pipeline.add_argument("--device", default="cpu")
+    add_backend_option(bench_pipeline)
     bench_pipeline.add_argument(
         "--speed", type=float_in(0.0, 64.0, low_open=True), default=1.0, help="live playback speed"
     )
@@ -68,6 +75,7 @@ def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
             frames=args.frames,
             warmup=args.warmup,
             device=args.device,
+            backend=args.backend,
             speed=args.speed,
             rss_every=args.rss_every,
             progress=lambda line: print(line, file=sys.stderr),

@@ -116,3 +116,17 @@ def add_explanation_options(parser: argparse.ArgumentParser, passes_help: str) -
     parser.add_argument(
         "--class", dest="target_class", help="class to explain (name or index); default: predicted"
     )
+
+
+def add_backend_option(parser: argparse.ArgumentParser, default: str | None = "torch") -> None:
+    """``--backend``: where the engine's deterministic prefix runs (Explainer's ``backend``)."""
+    from app.explain.runtimes import BACKENDS
+
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=default,
+        help="where the deterministic part of the model runs: torch, an inference runtime "
+        "(onnxruntime, openvino; CPU, fp32, checked against torch on the first frame), or auto "
+        f"(the fastest exact one installed) (default: {default or 'as last time, else torch'})",
+    )

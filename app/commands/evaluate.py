@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from app.argument_types import int_in
-from app.commands.common import DEFAULT_OUT, CommandError, OutputError
+from app.commands.common import DEFAULT_OUT, CommandError, OutputError, add_backend_option
 from app.explain import METHODS
 
 __all__ = ["add_parser"]
@@ -58,6 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default="auto",
         help="auto, cpu, cuda, cuda:N; under torchrun each process takes cuda:LOCAL_RANK",
     )
+    add_backend_option(evaluate)
     evaluate.add_argument(
         "--batch-size",
         type=int_in(1),
@@ -116,6 +117,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         t_study_methods=args.t_study_methods,
         seed=args.seed,
         device=args.device,
+        backend=args.backend,
         batch_size=args.batch_size,
         figures=args.figures,
         progress=not args.quiet,

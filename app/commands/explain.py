@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from app.argument_types import int_in
-from app.commands.common import DEFAULT_OUT, CommandError, OutputError, add_explanation_options
+from app.commands.common import (
+    DEFAULT_OUT,
+    CommandError,
+    OutputError,
+    add_backend_option,
+    add_explanation_options,
+)
 
 if TYPE_CHECKING:
     from app.pipeline.sources import SourceFrame
@@ -34,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--frame", type=int_in(0), default=0, help="frame index, for a video (0 is the first)"
     )
     explain.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    add_backend_option(explain)
     explain.add_argument("--seed", type=int, help="seed the dropout masks (reproducible)")
     explain.add_argument("--out", default=str(DEFAULT_OUT / "explain"), help="output folder")
     explain.set_defaults(handler=_cmd_explain)
@@ -89,6 +96,7 @@ def explain_file(
     class_name: str | None = None,
     frame_index: int = 0,
     seed: int | None = None,
+    backend: str = "torch",
 ) -> dict:
     """Explain one frame and write raw.png, enhanced.png, risk.png, maps.npz, summary.json.
 
@@ -127,6 +135,7 @@ def explain_file(
                 mc=mc,
                 target_class=class_name,
                 device=device,
+                backend=backend,
                 seed=seed,
             )
         )
@@ -165,6 +174,7 @@ def explain_file(
         "intended_use": result.metadata.intended_use,
         "method": explanation.method,
         "passes": explanation.passes,
+        "backend": explanation.backend,
         "mc": explanation.mc,
         "target_layer": explanation.target_layer,
         "class": result.class_name,
@@ -205,6 +215,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         args.target_class,
         args.frame,
         args.seed,
+        args.backend,
     )
     if summary["warning"]:
         print(f"warning: {summary['warning']}", file=sys.stderr)

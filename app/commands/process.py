@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.argument_types import float_in, int_in
-from app.commands.common import DEFAULT_OUT, CommandError, OutputError, add_explanation_options
+from app.commands.common import (
+    DEFAULT_OUT,
+    CommandError,
+    OutputError,
+    add_backend_option,
+    add_explanation_options,
+)
 from app.interrupt import Interrupted, stop_on_signals
 
 if TYPE_CHECKING:
@@ -26,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     process.add_argument("video", help="video file (mp4, avi, mpg, mkv, mov) or image folder")
     add_explanation_options(process, passes_help="MC Dropout passes T (1-64)")
     process.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    add_backend_option(process)
     process.add_argument("--seed", type=int, help="seed the dropout masks (reproducible)")
     process.add_argument("--max-frames", type=int_in(1), help="stop after this many frames")
     process.add_argument(
@@ -66,6 +73,7 @@ def _pipeline_settings(args: argparse.Namespace, checkpoint: Path) -> PipelineSe
             mc=not args.original,
             target_class=args.target_class,
             device=args.device,
+            backend=args.backend,
             seed=args.seed,
             window_s=args.window,
         )

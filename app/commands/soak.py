@@ -9,7 +9,13 @@ import os
 import sys
 from pathlib import Path
 
-from app.commands.common import CommandError, add_json_option, check_json_report, write_json_report
+from app.commands.common import (
+    CommandError,
+    add_backend_option,
+    add_json_option,
+    check_json_report,
+    write_json_report,
+)
 from app.explain import METHODS
 
 __all__ = ["add_parser"]
@@ -25,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     soak.add_argument("--method", default="gradcam++", choices=list(METHODS))
     soak.add_argument("--passes", type=int, default=10)
     soak.add_argument("--device", default="cpu")
+    add_backend_option(soak)
     soak.add_argument("--minutes", type=float, default=30.0, help="playback to measure")
     soak.add_argument("--sample-s", type=float, default=60.0, help="length of a sample period")
     soak.add_argument("--switches", type=int, default=200, help="source switches afterwards")
@@ -48,7 +55,12 @@ def _cmd_soak(args: argparse.Namespace) -> int:
             raise CommandError(f"no such file: {path}")
     try:
         settings = PipelineSettings(
-            checkpoint, method=args.method, passes=args.passes, device=args.device, seed=0
+            checkpoint,
+            method=args.method,
+            passes=args.passes,
+            device=args.device,
+            backend=args.backend,
+            seed=0,
         )
     except SettingsError as exc:
         raise CommandError(str(exc)) from exc

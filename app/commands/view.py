@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.commands.common import CommandError
+from app.commands.common import CommandError, add_backend_option
 from app.explain import METHODS
 
 __all__ = ["add_parser", "add_view_arguments", "open_viewer"]
@@ -38,6 +38,7 @@ def add_view_arguments(view: argparse.ArgumentParser) -> None:
     view.add_argument("--passes", type=int, help="MC Dropout passes T (1-64); default: last used")
     view.add_argument("--mode", choices=["live", "analysis"], help="default: the last used")
     view.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
+    add_backend_option(view, default=None)
     view.add_argument(
         "--class", dest="target_class", help="class to explain (name or index); default: predicted"
     )
@@ -85,6 +86,7 @@ def open_viewer(args: argparse.Namespace) -> int:
             passes=args.passes,
             mode=args.mode,
             device=args.device,
+            backend=args.backend,
             target_class=args.target_class,
             loop=args.loop,
             snapshot_dir=args.snapshots,

@@ -66,6 +66,7 @@ from app.evaluate.scoring import score_explanations
 from app.evaluate.tables import jsonable, summarise, write_t_study, write_table, write_trust
 from app.evaluate.trust import trust_report
 from app.explain import METHODS, Explainer, ExplainerError, Explanation, resolve_device
+from app.explain.runtimes import default_cache_dir
 from app.pipeline.results import mean_cv_in_fov
 from app.render.figures import compose_figure
 from models.checkpoint import CheckpointError, checkpoint_sha256, load_checkpoint
@@ -105,6 +106,7 @@ class EvaluationConfig:
     t_study_methods: int = 1
     seed: int = 0
     device: str = "auto"
+    backend: str = "torch"
     batch_size: int = 8
     figures: int = 4
     progress: bool = True
@@ -392,7 +394,14 @@ def _run_batches(
             if id(job) not in explainers:
                 explainers = {
                     id(job): Explainer(
-                        model, job.method, job.passes, job.mc, metadata.target_layer, device
+                        model,
+                        job.method,
+                        job.passes,
+                        job.mc,
+                        metadata.target_layer,
+                        device,
+                        backend=config.backend,
+                        cache_dir=default_cache_dir(),
                     )
                 }
             explainer = explainers[id(job)]

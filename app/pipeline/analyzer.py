@@ -17,6 +17,7 @@ import torch
 from app.calibration.rules import CalibratedFrame, Calibration, CalibrationError
 from app.calibration.window import WindowVerdict, WindowVerdictTracker
 from app.explain import Explainer, ExplainerError
+from app.explain.runtimes import default_cache_dir
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings, SettingsError
 from app.pipeline.sources import SourceFrame
@@ -129,6 +130,8 @@ class FrameAnalyzer:
                 target_layer=meta.target_layer,
                 device=settings.device,
                 seed=settings.seed,
+                backend=settings.backend,
+                cache_dir=default_cache_dir(),
             )
             self._warm_up(meta)
         except ExplainerError as exc:
@@ -138,8 +141,9 @@ class FrameAnalyzer:
         """Explain one blank input now, so that the first real frame is not slow.
 
         The engine finds its cut point on the first input of a shape (a few trial forwards)
-        and torch initialises its kernels on first use: seconds on a busy CPU, which would
-        otherwise land on the first frame's latency. It also surfaces a model that cannot be
+        and torch initialises its kernels on first use (and a runtime backend converts and
+        checks the prefix): seconds on a busy CPU, which would otherwise land on the first
+        frame's latency. It also surfaces a model that cannot be
         explained (e.g. a target layer without a spatial size) when the settings are applied.
         """
         height, width = (int(v) for v in meta.input_size)

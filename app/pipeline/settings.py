@@ -11,6 +11,7 @@ import torch
 
 from app.calibration.window import DEFAULT_WINDOW_S, MAX_WINDOW_S
 from app.explain import METHODS
+from app.explain.runtimes import BACKENDS
 from app.render.captions import passes_label
 
 __all__ = ["MAX_PASSES", "PipelineSettings", "SettingsError", "canonical_method"]
@@ -55,6 +56,8 @@ class PipelineSettings:
         mc: Dropout on (the proposed method); False gives the original (one deterministic pass).
         target_class: the class to explain, by name or index; None explains the predicted one.
         device: "auto", "cpu", "cuda" or "cuda:N".
+        backend: where the deterministic prefix runs (:data:`app.explain.runtimes.BACKENDS`:
+            "torch", "onnxruntime", "openvino", or "auto", the fastest exact one installed).
         seed: seeds every frame's dropout masks (reproducible maps); None draws fresh masks.
         window_s: seconds of the source's clock the video-level verdict pools
             (:mod:`app.calibration.window`), > 0 and at most 60.
@@ -66,6 +69,7 @@ class PipelineSettings:
     mc: bool = True
     target_class: int | str | None = None
     device: str = "auto"
+    backend: str = "torch"
     seed: int | None = None
     window_s: float = DEFAULT_WINDOW_S
 
@@ -92,6 +96,10 @@ class PipelineSettings:
                     f"unknown device {self.device!r}; use auto, cpu, cuda or cuda:N"
                 ) from None
         object.__setattr__(self, "device", device)
+        backend = str(self.backend).strip().lower()
+        if backend not in BACKENDS:
+            raise SettingsError(f"unknown backend {self.backend!r}; use {', '.join(BACKENDS)}")
+        object.__setattr__(self, "backend", backend)
         seed = self.seed
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise SettingsError(f"seed must be an integer or None, got {self.seed!r}")
@@ -123,4 +131,5 @@ class PipelineSettings:
         """A short label, e.g. ``gradcam++ T=10 (predicted class) on auto``."""
         what = "predicted class" if self.target_class is None else f"class {self.target_class}"
         passes = passes_label(self.passes, self.mc, compact=True)
-        return f"{self.method} {passes} ({what}) on {self.device}"
+        backend = "" if self.backend == "torch" else f", {self.backend}"
+        return f"{self.method} {passes} ({what}) on {self.device}{backend}"

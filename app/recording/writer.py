@@ -157,6 +157,7 @@ class SessionRecorder:
             "mc": settings.mc,
             "target_class": settings.target_class,
             "seed": settings.seed,
+            "backend": settings.backend,
             "storage": {
                 "frames": "lossless: PNG (8/16-bit grey or colour, as captured), .npy otherwise",
                 "results": "npz per chunk; mean and CV maps float16 at target-layer size",

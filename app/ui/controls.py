@@ -27,10 +27,18 @@ from PySide6.QtWidgets import (
 )
 
 from app.explain import METHODS
+from app.explain.runtimes import installed_runtimes
 from app.pipeline import MAX_PASSES, Mode, PipelineSettings
 from app.render.captions import method_label
 
-__all__ = ["SPEEDS", "PlaybackControls", "SettingsControls", "available_devices"]
+__all__ = [
+    "BACKEND_LABELS",
+    "SPEEDS",
+    "PlaybackControls",
+    "SettingsControls",
+    "available_backends",
+    "available_devices",
+]
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 """Playback speeds offered for files."""
@@ -41,6 +49,20 @@ PREDICTED = None
 def available_devices() -> list[str]:
     """The devices to offer: "cpu", and "cuda" when a CUDA GPU is available."""
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+BACKEND_LABELS = {
+    "torch": "PyTorch",
+    "auto": "Fastest exact",
+    "onnxruntime": "ONNX Runtime",
+    "openvino": "OpenVINO",
+}
+"""How the Backend control names each choice."""
+
+
+def available_backends() -> list[str]:
+    """The backends to offer: torch, auto, and each installed inference runtime."""
+    return ["torch", "auto", *installed_runtimes()]
 
 
 def _no_focus(*widgets: QWidget) -> None:
@@ -64,6 +86,7 @@ class SettingsControls(QGroupBox):
     class_changed = Signal(object)  # a class name, or None for the predicted class
     mode_changed = Signal(str)
     device_changed = Signal(str)
+    backend_changed = Signal(str)
     opacity_changed = Signal(float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -122,6 +145,19 @@ class SettingsControls(QGroupBox):
         )
         form.addRow("Device", self.device)
 
+        self.backend = QComboBox()
+        for backend in available_backends():
+            self.backend.addItem(BACKEND_LABELS[backend], backend)
+        self.backend.setToolTip(
+            "What runs the deterministic part of the network (before the first dropout and the "
+            "explained layer): PyTorch, or an inference runtime on the CPU, checked against "
+            "PyTorch on the first frame (same maps); 'Fastest exact' picks one"
+        )
+        self.backend.currentIndexChanged.connect(
+            lambda _: self.backend_changed.emit(self.backend.currentData())
+        )
+        form.addRow("Backend", self.backend)
+
         opacity_row = QWidget()
         row = QHBoxLayout(opacity_row)
         row.setContentsMargins(0, 0, 0, 0)
@@ -136,7 +172,9 @@ class SettingsControls(QGroupBox):
         row.addWidget(self.opacity_value)
         form.addRow("Opacity", opacity_row)
 
-        _no_focus(self.method, self.explained_class, self.mode, self.device, self.opacity)
+        _no_focus(
+            self.method, self.explained_class, self.mode, self.device, self.backend, self.opacity
+        )
 
     def _opacity_moved(self, value: int) -> None:
         self.opacity_value.setText(f"{value} %")
@@ -174,6 +212,7 @@ class SettingsControls(QGroupBox):
         _select_data(self.explained_class, target)
         shown = device if settings.device == "auto" and device else settings.device
         _select_data(self.device, shown.split(":")[0])
+        _select_data(self.backend, settings.backend)
 
     def show_mode(self, mode: Mode | str) -> None:
         _select_data(self.mode, Mode(mode).value)

@@ -53,7 +53,7 @@ from app.render.captions import method_label, passes_label
 from app.render.layers import frame_to_gray8
 from app.render.summary import FrameSummary
 from app.ui.banner import BannerOverlay
-from app.ui.controls import PlaybackControls, SettingsControls
+from app.ui.controls import BACKEND_LABELS, PlaybackControls, SettingsControls
 from app.ui.latency_plot import LatencyHistory
 from app.ui.notices import Level, Notice, event_notice, failure_notice, stall_notice
 from app.ui.options import ViewerOptions
@@ -234,6 +234,7 @@ class MainWindow(QMainWindow):
         self.controls.passes_changed.connect(lambda t: self._request(passes=t))
         self.controls.class_changed.connect(lambda c: self._request(target_class=c))
         self.controls.device_changed.connect(lambda d: self._request(device=d))
+        self.controls.backend_changed.connect(lambda b: self._request(backend=b))
         self.controls.mode_changed.connect(self.set_mode)
         self.controls.opacity_changed.connect(self.set_opacity)
         self.playback.play_toggled.connect(self.toggle_play)
@@ -398,6 +399,7 @@ class MainWindow(QMainWindow):
         self.settings_line.setText(
             f"{method_label(settings.method)}  ·  {passes}  ·  explaining {what}  ·  "
             f"{self._mode.value}  ·  {pipeline.device}"
+            + ("" if settings.backend == "torch" else f"  ·  {BACKEND_LABELS[settings.backend]}")
         )
 
     # -------------------------------------------------------------------------- the timer
@@ -752,6 +754,7 @@ class MainWindow(QMainWindow):
             self.preferences.replace(
                 method=settings.method,
                 passes=settings.passes,
+                backend=settings.backend,
                 checkpoint=str(settings.checkpoint.resolve()),
             )
         )

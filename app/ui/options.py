@@ -60,6 +60,7 @@ def resolve_options(
     passes: int | None = None,
     mode: str | None = None,
     device: str | None = None,
+    backend: str | None = None,
     target_class: str | None = None,
     loop: bool | None = None,
     snapshot_dir: str | Path | None = None,
@@ -72,7 +73,7 @@ def resolve_options(
     else the demo model.
 
     Raises:
-        SettingsError: an invalid method, number of passes or device.
+        SettingsError: an invalid method, number of passes, device or backend.
     """
     if checkpoint is None:
         remembered = preferences.checkpoint
@@ -83,6 +84,7 @@ def resolve_options(
         passes=passes if passes is not None else preferences.passes,
         target_class=target_class,
         device=device or "auto",
+        backend=backend or preferences.backend,
     )
     folder = snapshot_dir or preferences.snapshot_dir
     return ViewerOptions(

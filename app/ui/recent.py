@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QSettings
 
 from app.explain import METHODS
+from app.explain.runtimes import BACKENDS
 from app.pipeline import MAX_PASSES, Mode
 
 __all__ = ["MAX_RECENT", "PreferencesStore", "ViewerPreferences", "push_recent"]
@@ -38,6 +39,7 @@ class ViewerPreferences:
     Attributes:
         method: attribution method key.
         passes: MC Dropout passes T.
+        backend: where the deterministic prefix runs (:data:`app.explain.runtimes.BACKENDS`).
         mode: "live" or "analysis".
         opacity: overlay opacity, 0 to 1.
         loop: replay files in a loop.
@@ -49,6 +51,7 @@ class ViewerPreferences:
 
     method: str = "gradcam++"
     passes: int = 10
+    backend: str = "torch"
     mode: str = Mode.LIVE.value
     opacity: float = 0.5
     loop: bool = True
@@ -79,6 +82,8 @@ class ViewerPreferences:
         passes = data.get("passes")
         if isinstance(passes, int) and not isinstance(passes, bool) and 1 <= passes <= MAX_PASSES:
             values["passes"] = passes
+        if data.get("backend") in BACKENDS:
+            values["backend"] = data["backend"]
         if data.get("mode") in {m.value for m in Mode}:
             values["mode"] = data["mode"]
         opacity = data.get("opacity")

@@ -88,6 +88,8 @@ def _result_record(result: FrameResult, mean_cv: float | None) -> dict[str, Any]
             "mc": settings.mc,
             "target_class": settings.target_class,
             "device": settings.device,
+            "backend": settings.backend,
+            "ran_on": result.explanation.backend,
             "seed": settings.seed,
             "checkpoint": settings.checkpoint.name,  # a file name, never a path
         },
