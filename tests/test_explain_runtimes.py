@@ -4,6 +4,7 @@ method and model, ``auto`` choosing an exact runtime or falling back to torch, t
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -281,6 +282,41 @@ def test_openvino_sends_no_telemetry(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir()), "openvino wrote to the home folder"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack via libc")
+def test_openvino_leaves_every_thread_on_its_own_signal_stack() -> None:
+    """OpenVINO's CPU plugin swaps the thread's alternate signal stack when it compiles and
+    swaps it back (and unmaps its own) when the model is freed; freed out of order, the thread
+    was left on unmapped memory and the next signal killed the process with SIGSEGV (seen in
+    this suite, at a test that sends itself SIGTERM). Two explainers freed first-in first-out,
+    then a signal: the stack is the one the thread had, and the handler runs."""
+    _runtime("openvino")
+    script = """
+import ctypes, gc, os, signal, faulthandler, torch
+from tests.test_explain_runtimes import _trunk
+faulthandler.enable()
+class Stack(ctypes.Structure):
+    _fields_ = (("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t))
+def stack():
+    s = Stack(); ctypes.CDLL(None).sigaltstack(None, ctypes.byref(s)); return (s.sp, s.size)
+before = stack()
+x = torch.randn(1, 3, 12, 12)
+first, second = _trunk("openvino"), _trunk("openvino")
+first(x), second(x)
+assert stack() == before, "compiling changed the thread's signal stack"
+del first; gc.collect()
+del second; gc.collect()
+assert stack() == before, "freeing changed the thread's signal stack"
+got = []
+signal.signal(signal.SIGTERM, lambda *_: got.append(1))
+os.kill(os.getpid(), signal.SIGTERM)
+assert got == [1]
+print("handled")
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "handled" in done.stdout, done.stderr[-2000:]
+
+
 def test_the_cache_folder_defaults_follow_the_environment(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PCLE_CACHE_DIR", str(tmp_path / "explicit"))
     assert runtimes.default_cache_dir() == tmp_path / "explicit"
@@ -296,3 +332,23 @@ def test_a_cut_the_split_cannot_follow_is_reported(monkeypatch) -> None:
     monkeypatch.setattr(explainer._batcher, "cut_point", lambda *_args: CutPoint("", "input"))
     assert explainer(torch.randn(1, 3, 12, 12)).backend == "torch"
     assert "no prefix to move" in explainer.backend_note
+
+
+def _native_threads() -> int:
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("Threads:")).split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("backend", list(runtimes.RUNTIMES))
+def test_explainers_dropped_one_after_another_leave_no_threads(backend: str, tmp_path) -> None:
+    """The viewer builds a new explainer at every settings change: each runtime session's
+    thread pool must go with it."""
+    x = torch.randn(1, 3, 12, 12)
+    _trunk(_runtime(backend), cache_dir=tmp_path)(x)
+    gc.collect()
+    before = _native_threads()
+    for _ in range(5):
+        _trunk(backend, cache_dir=tmp_path)(x)
+    gc.collect()
+    assert _native_threads() == before

@@ -14,7 +14,9 @@ also caches its compiled model there).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -149,6 +151,42 @@ def import_openvino() -> ModuleType:
     return sys.modules["openvino"]
 
 
+class _SignalStack(ctypes.Structure):
+    """``stack_t`` of sigaltstack(2)."""
+
+    _fields_ = (("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t))
+
+
+@contextlib.contextmanager
+def own_signal_stack() -> Iterator[None]:
+    """Give the calling thread back its own alternate signal stack after the block.
+
+    OpenVINO's CPU plugin installs a new alternate signal stack on the thread that compiles a
+    model and, when the model is freed, puts back the one it found and unmaps its own. Freed
+    in another order than made (two explainers, a settings change, garbage collection) that
+    leaves a thread on an unmapped stack: the next signal (SIGTERM, Ctrl+C) kills the process
+    with SIGSEGV. Around every call that makes or frees OpenVINO objects the thread's stack is
+    saved and restored, so the plugin's stack is never the one in use. A no-op off Linux.
+    """
+    libc = _libc()
+    if libc is None:
+        yield
+        return
+    saved = _SignalStack()
+    libc.sigaltstack(None, ctypes.byref(saved))
+    try:
+        yield
+    finally:
+        libc.sigaltstack(ctypes.byref(saved), None)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _as_array(rows: Tensor):  # -> np.ndarray
     return rows.detach().to("cpu", torch.float32).contiguous().numpy()
 
@@ -188,12 +226,20 @@ class OpenVinoPrefix:
         }
         if cache is not None:
             config["CACHE_DIR"] = str(cache / "openvino")
-        self._request = (
-            openvino.Core().compile_model(str(onnx_path), "CPU", config).create_infer_request()
-        )
+        with own_signal_stack():
+            self._request = (
+                openvino.Core().compile_model(str(onnx_path), "CPU", config).create_infer_request()
+            )
 
     def __call__(self, rows: Tensor) -> Tensor:
-        return torch.from_numpy(self._request.infer({0: _as_array(rows)})[0])
+        with own_signal_stack():
+            return torch.from_numpy(self._request.infer({0: _as_array(rows)})[0])
+
+    def __del__(self) -> None:
+        request = self.__dict__.pop("_request", None)
+        if request is not None and own_signal_stack is not None:  # None late at exit
+            with own_signal_stack():  # the plugin's teardown resets this thread's stack
+                del request
 
 
 RUNNERS: dict[str, type[OnnxRuntimePrefix] | type[OpenVinoPrefix]] = {
