@@ -52,7 +52,9 @@ def test_bench_writes_the_report_schema(tmp_path: Path) -> None:
             "convert_ms",
             "first_ms",
             "steady_ms",
+            "map_error",
         }
+        assert 0 <= row["map_error"] <= 1e-4, "torch and auto (exact) give torch's maps"
         assert all(row[k] > 0 for k in row if k.endswith("_ms"))
         assert row["ran_on"] == "torch" if row["backend"] == "torch" else row["ran_on"] != "auto"
 

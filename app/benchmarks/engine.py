@@ -61,11 +61,11 @@ def _first_and_steady(
     repeats: int,
     budget_s: float,
     cache: Path,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], Explainer]:
     """A backend's start-up and steady cost: ``convert_ms``, the first call with an empty disk
     cache (finding the cut, converting and checking the prefix); ``first_ms``, the first call
     of a new explainer once the cache holds it (a later start of the viewer); ``steady_ms``,
-    the median after that."""
+    the median after that. Also returns the steady explainer."""
     times = {}
     for key, folder in (("convert_ms", None), ("first_ms", cache)):
         explainer = make(folder)
@@ -76,7 +76,18 @@ def _first_and_steady(
         if folder is None:
             make(cache)(x)  # fill the cache for the next start
     times["steady_ms"], _ = median_ms(lambda: explainer(x), dev, repeats, budget_s, warmup=0)
-    return times
+    return times, explainer
+
+
+def map_error(explainer: Explainer, reference: Explainer, x: torch.Tensor) -> float:
+    """Max |difference| of the two explainers' normalised per-pass maps of ``x``, both with
+    the same dropout masks (seed 0): 0 up to rounding for an exact backend."""
+    seeds = explainer.seed, reference.seed
+    explainer.seed = reference.seed = 0
+    try:
+        return float((explainer(x).maps - reference(x).maps).abs().max())
+    finally:
+        explainer.seed, reference.seed = seeds
 
 
 def benchmark_engine(
@@ -102,7 +113,8 @@ def benchmark_engine(
     Returns:
         ``{"arch", "device", "passes", "input_size", "torch", "threads", "rows": [{"method",
         "forward_ms", "original_ms", "proposed_ms", "loop_ms"}], "backends": [{"method",
-        "backend", "ran_on", "original_ms", "convert_ms", "first_ms", "steady_ms"}],
+        "backend", "ran_on", "original_ms", "convert_ms", "first_ms", "steady_ms",
+        "map_error"}],
         "runs": {method: {...}}}``. ``rows`` are torch's; ``ran_on`` is what ``auto`` chose.
     """
     from models.architectures import build_model
@@ -150,7 +162,7 @@ def benchmark_engine(
                     "ran_on": on(x).backend,
                     "original_ms": median_ms(lambda e=on: e(x), dev, repeats, budget_s)[0],
                 }
-                entry |= _first_and_steady(
+                times, steady = _first_and_steady(
                     lambda cache, m=method, b=backend: Explainer(
                         model, m, passes=passes, device=dev, backend=b, cache_dir=cache
                     ),
@@ -160,6 +172,8 @@ def benchmark_engine(
                     budget_s,
                     Path(folder),
                 )
+                entry |= times
+                entry["map_error"] = map_error(steady, proposed, x)
             per_backend.append(
                 {k: round(v, 3) if isinstance(v, float) else v for k, v in entry.items()}
             )
@@ -205,18 +219,20 @@ def format_table(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"{'method':16s} {'backend':12s} {'ran on':12s} {'original':>9s} {'proposed':>9s} "
-            f"{'first':>9s} {'convert':>9s} {'prop/torch orig':>16s} {'first/prop':>10s}",
+            f"{'first':>9s} {'convert':>9s} {'prop/torch orig':>16s} {'first/prop':>10s} "
+            f"{'map error':>9s}",
         ]
         for row in report["backends"]:
             lines.append(
                 f"{row['method']:16s} {row['backend']:12s} {row['ran_on']:12s} "
                 f"{row['original_ms']:9.1f} {row['steady_ms']:9.1f} {row['first_ms']:9.1f} "
                 f"{row['convert_ms']:9.1f} {row['steady_ms'] / original[row['method']]:16.2f} "
-                f"{row['first_ms'] / row['steady_ms']:10.2f}"
+                f"{row['first_ms'] / row['steady_ms']:10.2f} {row['map_error']:9.1e}"
             )
         lines.append(
             "(original and proposed on the backend; first: a new explainer's first frame with the "
-            "prefix cached; convert: with an empty cache)"
+            "prefix cached; convert: with an empty cache; map error: max |difference| of the "
+            "normalised maps from torch's, same masks)"
         )
     lines.append("(milliseconds, median)")
     return "\n".join(lines)

@@ -127,6 +127,7 @@ def add_backend_option(parser: argparse.ArgumentParser, default: str | None = "t
         choices=BACKENDS,
         default=default,
         help="where the deterministic part of the model runs: torch, an inference runtime "
-        "(onnxruntime, openvino; CPU, fp32, checked against torch on the first frame), or auto "
-        f"(the fastest exact one installed) (default: {default or 'as last time, else torch'})",
+        "(onnxruntime, openvino; CPU, fp32, checked against torch on the first frame), "
+        "openvino-bf16 (reduced precision, approximate maps), or auto (the fastest exact one "
+        f"installed) (default: {default or 'as last time, else torch'})",
     )

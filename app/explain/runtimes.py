@@ -38,14 +38,23 @@ from torch import Tensor
 from app.explain.errors import ExplainerError
 from app.explain.split import PrefixSplit
 
-RUNTIMES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+RUNTIMES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "openvino-bf16": "openvino"}
 """Runtime name -> the package it needs."""
+
+APPROXIMATE = frozenset({"openvino-bf16"})
+"""Reduced-precision runtimes: only when named (``auto`` never takes one), labelled approximate
+wherever their maps are shown or recorded, and checked against :data:`APPROXIMATE_TOLERANCE`
+instead of :data:`EXACT_TOLERANCE`."""
 
 BACKENDS = ("auto", "torch", *RUNTIMES)
 """What ``Explainer(..., backend=)`` and ``--backend`` accept."""
 
 EXACT_TOLERANCE = 1e-4
 """Largest accepted max |runtime - torch| / max |torch| of the prefix output on the first frame."""
+
+APPROXIMATE_TOLERANCE = 0.05
+"""The same for an approximate runtime: bf16 keeps 8 bits of mantissa (relative rounding
+~4e-3 per operation); beyond this the runtime is not computing the same network."""
 
 _TIMING_RUNS = 3
 """Timed runs per runtime in the first-frame check (after the checked run)."""
@@ -217,11 +226,13 @@ class OpenVinoPrefix:
 
     name = "openvino"
 
-    def __init__(self, onnx_path: Path, threads: int, cache: Path | None = None) -> None:
+    def __init__(
+        self, onnx_path: Path, threads: int, cache: Path | None = None, precision: str = "f32"
+    ) -> None:
         openvino = import_openvino()
         config: dict[str, object] = {
             "INFERENCE_NUM_THREADS": threads,
-            "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_PRECISION_HINT": precision,
             "PERFORMANCE_HINT": "LATENCY",
         }
         if cache is not None:
@@ -242,10 +253,12 @@ class OpenVinoPrefix:
                 del request
 
 
-RUNNERS: dict[str, type[OnnxRuntimePrefix] | type[OpenVinoPrefix]] = {
+RUNNERS: dict[str, Callable[..., Callable[[Tensor], Tensor]]] = {
     "onnxruntime": OnnxRuntimePrefix,
     "openvino": OpenVinoPrefix,
+    "openvino-bf16": functools.partial(OpenVinoPrefix, precision="bf16"),
 }
+"""Runtime name -> ``(onnx_path, threads, cache_folder_or_None) -> runner``."""
 
 
 @dataclasses.dataclass
@@ -256,9 +269,9 @@ class _Check:
     error: float
     ms: float
 
-    @property
-    def exact(self) -> bool:
-        return self.error <= EXACT_TOLERANCE
+    def accepted(self, name: str) -> bool:
+        """Whether runtime ``name`` passed: within its tolerance."""
+        return self.error <= (APPROXIMATE_TOLERANCE if name in APPROXIMATE else EXACT_TOLERANCE)
 
 
 def _check_rows(example: Tensor) -> Tensor:
@@ -349,7 +362,7 @@ def attach_runtime(
         BackendError: a named runtime that fails the exactness check or cannot load the model.
     """
     threads = threads or torch.get_num_threads()
-    candidates = list(RUNNERS) if backend == "auto" else [backend]
+    candidates = [n for n in RUNNERS if n not in APPROXIMATE] if backend == "auto" else [backend]
     candidates = [name for name in candidates if name in installed_runtimes()]
     if not candidates:
         return split, "no inference runtime is installed: the prefix runs in torch"
@@ -376,7 +389,7 @@ def attach_runtime(
                 with torch.no_grad():
                     reference = split.prefix(rows)
             checks[name] = _check(runners[name], reference, rows, versions[name])
-        exact = [name for name in candidates if checks[name].exact]
+        exact = [name for name in candidates if checks[name].accepted(name)]
         if exact:
             chosen = min(exact, key=lambda n: checks[n].ms)
             if chosen not in runners:  # its check was cached: load it only now
@@ -391,8 +404,10 @@ def attach_runtime(
         if backend != "auto":
             raise BackendError(
                 f"{backend} does not reproduce torch's prefix on this model (relative error "
-                f"{errors} > {EXACT_TOLERANCE:g}); use the torch backend"
+                f"{errors}, more than it may be); use the torch backend"
             )
         return split, f"no runtime reproduces torch here ({errors}): the prefix runs in torch"
     note = f"prefix to the {split.boundary.describe()} on {chosen} {versions[chosen]}"
+    if chosen in APPROXIMATE:
+        note += f", approximate (relative error {checks[chosen].error:.1e} on the first frame)"
     return dataclasses.replace(split, run_prefix=runners[chosen], backend=chosen), note

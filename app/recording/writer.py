@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from app.explain.runtimes import APPROXIMATE
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
 from app.private_files import (
@@ -158,6 +159,7 @@ class SessionRecorder:
             "target_class": settings.target_class,
             "seed": settings.seed,
             "backend": settings.backend,
+            "backend_approximate": settings.backend in APPROXIMATE,
             "storage": {
                 "frames": "lossless: PNG (8/16-bit grey or colour, as captured), .npy otherwise",
                 "results": "npz per chunk; mean and CV maps float16 at target-layer size",

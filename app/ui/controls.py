@@ -56,6 +56,7 @@ BACKEND_LABELS = {
     "auto": "Fastest exact",
     "onnxruntime": "ONNX Runtime",
     "openvino": "OpenVINO",
+    "openvino-bf16": "OpenVINO bf16 (approximate)",
 }
 """How the Backend control names each choice."""
 
