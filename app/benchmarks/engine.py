@@ -175,7 +175,7 @@ def benchmark_engine(
                 entry |= times
                 entry["map_error"] = map_error(steady, proposed, x)
             per_backend.append(
-                {k: round(v, 3) if isinstance(v, float) else v for k, v in entry.items()}
+                {k: round(v, 3) if k.endswith("_ms") else v for k, v in entry.items()}
             )
             if progress:
                 progress(

@@ -1,10 +1,11 @@
-"""Inference runtimes for the engine's deterministic prefix: ONNX Runtime and OpenVINO, fp32.
+"""Inference runtimes for the engine's deterministic prefix: ONNX Runtime and OpenVINO in fp32,
+and OpenVINO in bf16 when asked for by name (:data:`APPROXIMATE`).
 
 The prefix (:class:`~app.explain.split.PrefixSplit`) is exported to ONNX once per model and
 input shape, and each runtime compiles that file. Before a runtime is used it must reproduce
 torch's prefix output on the first frame and a fixed random one (relative error at most
-:data:`EXACT_TOLERANCE`);
-``auto`` times every installed runtime that passes and keeps the fastest. The ONNX file and
+:data:`EXACT_TOLERANCE`); ``auto`` times every installed exact runtime that passes and keeps
+the fastest. The ONNX file and
 the outcome of the checks are cached on disk, in a folder named by a SHA-256 of the prefix's
 code and weights, the input shape and the torch version, so a later start skips the export,
 the checks and the timing (each runtime's own version is part of the cached check; OpenVINO
@@ -30,6 +31,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import BinaryIO
 
 import torch
 import torch.fx as fx
@@ -37,6 +39,7 @@ from torch import Tensor
 
 from app.explain.errors import ExplainerError
 from app.explain.split import PrefixSplit
+from app.private_files import write_atomic
 
 RUNTIMES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "openvino-bf16": "openvino"}
 """Runtime name -> the package it needs."""
@@ -110,34 +113,23 @@ def prefix_key(prefix: fx.GraphModule, example: Tensor) -> str:
     return digest.hexdigest()
 
 
-def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-
-
 def export_onnx(prefix: fx.GraphModule, example: Tensor, path: Path) -> None:
     """Write ``prefix`` as ONNX with a dynamic row axis (atomically)."""
 
-    def write(target: Path) -> None:
+    def write(file: BinaryIO) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(
                 prefix,
                 (example[:1],),
-                str(target),
+                file,
                 dynamo=False,
                 input_names=["rows"],
                 output_names=["activation"],
                 dynamic_axes={"rows": {0: "n"}, "activation": {0: "n"}},
             )
 
-    _replace_atomically(path, write)
+    write_atomic(path, write, sync=False)
 
 
 def import_openvino() -> ModuleType:
@@ -398,7 +390,7 @@ def attach_runtime(
             payload = {
                 "checks": {n: dataclasses.asdict(c) for n, c in {**cached, **checks}.items()}
             }
-            _replace_atomically(manifest, lambda p: p.write_text(json.dumps(payload, indent=2)))
+            write_atomic(manifest, json.dumps(payload, indent=2).encode(), sync=False)
     if not exact:
         errors = ", ".join(f"{n} {checks[n].error:.1e}" for n in candidates)
         if backend != "auto":
