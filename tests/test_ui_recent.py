@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from app.ui.options import DEMO_CHECKPOINT, DEMO_SOURCE, resolve_options
 from app.ui.recent import MAX_RECENT, PreferencesStore, ViewerPreferences, push_recent
 
@@ -21,7 +23,7 @@ def test_preferences_round_trip_through_qsettings(tmp_path: Path) -> None:
     prefs = (
         ViewerPreferences()
         .replace(method="reciprocam", passes=7, mode="analysis", opacity=0.3, loop=False)
-        .replace(backend="openvino")
+        .replace(backend="auto")
         .replace(checkpoint="/models/a.pt", snapshot_dir="/snaps")
         .with_recent_source("/videos/one.mp4")
         .with_recent_source("0")
@@ -52,6 +54,14 @@ def test_missing_or_broken_preferences_give_defaults(tmp_path: Path) -> None:
     assert odd.method == "gradcam++" and odd.passes == 10 and odd.mode == "live"
     assert odd.opacity == 1.0 and odd.loop is True and odd.recent_sources == ("a", "b")
     assert odd.backend == "torch"
+
+
+def test_a_remembered_runtime_that_is_no_longer_installed_falls_back_to_torch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("app.ui.recent.installed_runtimes", lambda: ["onnxruntime"])
+    assert ViewerPreferences.from_dict({"backend": "onnxruntime"}).backend == "onnxruntime"
+    assert ViewerPreferences.from_dict({"backend": "openvino"}).backend == "torch"
 
 
 def test_start_options_prefer_command_line_then_memory_then_demo(tmp_path: Path) -> None:

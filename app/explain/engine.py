@@ -131,9 +131,10 @@ class Explainer:
         backend: where the deterministic prefix runs (everything before the pass cut and the
             target layer's output; the rest and every gradient stay in torch): "torch",
             "onnxruntime", "openvino" (CPU, fp32, checked against torch on the first frame
-            of each input shape; :mod:`app.explain.runtimes`), or "auto": the fastest installed
-            runtime that passes the check, else torch. The runtime copies the weights on that
-            first frame: make a new explainer after changing them.
+            of each input shape; :mod:`app.explain.runtimes`), "openvino-bf16" (reduced
+            precision: approximate maps), or "auto": the fastest installed exact runtime that
+            passes the check, else torch. The runtime copies the weights on that first frame:
+            make a new explainer after changing them.
         cache_dir: where converted prefixes are kept between runs (e.g.
             :func:`app.explain.runtimes.default_cache_dir`); None converts on every start.
         **method_options: passed to the method, e.g. ``samples``/``std`` (smoothgradcam++),

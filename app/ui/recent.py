@@ -17,7 +17,7 @@ from typing import Any
 from PySide6.QtCore import QSettings
 
 from app.explain import METHODS
-from app.explain.runtimes import BACKENDS
+from app.explain.runtimes import BACKENDS, installed_runtimes
 from app.pipeline import MAX_PASSES, Mode
 
 __all__ = ["MAX_RECENT", "PreferencesStore", "ViewerPreferences", "push_recent"]
@@ -82,8 +82,11 @@ class ViewerPreferences:
         passes = data.get("passes")
         if isinstance(passes, int) and not isinstance(passes, bool) and 1 <= passes <= MAX_PASSES:
             values["passes"] = passes
-        if data.get("backend") in BACKENDS:
-            values["backend"] = data["backend"]
+        backend = data.get("backend")
+        if backend in ("torch", "auto") or (
+            backend in BACKENDS and backend in installed_runtimes()
+        ):
+            values["backend"] = backend  # a runtime uninstalled since falls back to torch
         if data.get("mode") in {m.value for m in Mode}:
             values["mode"] = data["mode"]
         opacity = data.get("opacity")
