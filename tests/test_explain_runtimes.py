@@ -213,6 +213,35 @@ def test_a_runtime_that_cannot_load_the_prefix_is_a_clear_error(monkeypatch) -> 
     assert _trunk("auto")(x).backend == "torch"
 
 
+@needs_runtime
+@pytest.mark.parametrize("problem", ["a file in its place", "read-only"])
+def test_an_unusable_cache_folder_only_costs_the_cache(tmp_path: Path, problem: str) -> None:
+    """The prefix is converted in a temporary folder instead; the maps are the same and
+    nothing is left in the temporary folder."""
+    cache = tmp_path / "cache"
+    if problem == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into a read-only folder")
+        cache.mkdir()
+        cache.chmod(0o500)
+    else:
+        cache.write_text("not a folder")
+    model, x = _confident(BUILDERS["trunk"](PASSES)), torch.randn(1, 3, 12, 12)
+    reference = _trunk("torch", seed=1)
+    reference.model.load_state_dict(model.state_dict())
+    try:
+        explainer = _trunk("auto", seed=1, cache_dir=cache)
+        explainer.model.load_state_dict(model.state_dict())
+        result = explainer(x)
+    finally:
+        if problem == "read-only":
+            cache.chmod(0o700)
+    assert result.backend in INSTALLED
+    assert float((result.maps - reference(x).maps).abs().max()) <= 1e-4
+    if problem == "read-only":
+        assert not list(cache.iterdir())
+
+
 class _Untraceable(nn.Module):
     """Control flow on a tensor's value: torch.fx cannot trace it."""
 

@@ -291,14 +291,18 @@ def _check(
 
 @contextlib.contextmanager
 def _folder(cache_dir: Path | None, key: str) -> Iterator[tuple[Path, bool]]:
-    """(folder, persistent): the cache folder for ``key``, or a temporary one without a cache."""
-    if cache_dir is None:
-        with tempfile.TemporaryDirectory(prefix="pcle-prefix-") as temporary:
-            yield Path(temporary), False
-        return
-    folder = Path(cache_dir) / "prefix" / key
-    folder.mkdir(parents=True, exist_ok=True)
-    yield folder, True
+    """(folder, persistent): the cache folder for ``key``; a temporary one without a cache, or
+    when the cache folder cannot be made or written (read-only, a file in its place): the
+    conversion then happens again next time, and nothing else changes."""
+    folder = None if cache_dir is None else Path(cache_dir) / "prefix" / key
+    if folder is not None:
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+        if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
+            yield folder, True
+            return
+    with tempfile.TemporaryDirectory(prefix="pcle-prefix-") as temporary:
+        yield Path(temporary), False
 
 
 def _read_checks(path: Path) -> dict[str, _Check]:
@@ -386,11 +390,12 @@ def attach_runtime(
             chosen = min(exact, key=lambda n: checks[n].ms)
             if chosen not in runners:  # its check was cached: load it only now
                 runners[chosen] = _load(chosen, split.prefix, example, folder, threads, persistent)
-        if persistent:
+        if persistent:  # a full disk only loses the cache entry
             payload = {
                 "checks": {n: dataclasses.asdict(c) for n, c in {**cached, **checks}.items()}
             }
-            write_atomic(manifest, json.dumps(payload, indent=2).encode(), sync=False)
+            with contextlib.suppress(OSError):
+                write_atomic(manifest, json.dumps(payload, indent=2).encode(), sync=False)
     if not exact:
         errors = ", ".join(f"{n} {checks[n].error:.1e}" for n in candidates)
         if backend != "auto":
