@@ -487,3 +487,27 @@ def test_trunk_dropout_alone_makes_the_passes_differ() -> None:
     torch.testing.assert_close(
         original.probs[0], torch.softmax(plain(x), dim=1)[0], rtol=1e-4, atol=1e-6
     )  # in eval mode the trunk dropout is the identity
+
+
+@pytest.mark.parametrize(
+    ("arch", "most"),
+    [("resnet18", 4), ("resnet18_trunk", 4), ("trunk", 4)],
+    ids=["cut-at-target", "cut-in-trunk", "skip-across-first-candidate"],
+)
+def test_the_first_frame_runs_the_trunk_on_few_rows(arch: str, most: int) -> None:
+    """Finding the cut on the first frame costs one traced row and the trial's two prefix
+    rows; the frame itself is one more. A candidate that a skip connection spans is refused
+    from the graph, without a trial (before: the whole model ran twice per candidate)."""
+    from tests.mc_models import BUILDERS, TARGETS
+
+    model = BUILDERS[arch](3).eval()
+    first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    rows: list[int] = []
+    first_conv.register_forward_hook(lambda _m, args, _o: rows.append(args[0].shape[0]))
+    size = 12 if arch == "trunk" else 64
+    explainer = Explainer(model, "gradcam++", passes=3, device="cpu", target_layer=TARGETS[arch])
+    explainer(torch.randn(1, 3, size, size))
+    assert sum(rows) <= most, rows
+    rows.clear()
+    explainer(torch.randn(1, 3, size, size))
+    assert rows == [1], "a later frame runs the trunk once"

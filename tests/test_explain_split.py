@@ -3,6 +3,8 @@ suffix still fires the hooks the engine relies on, and a cut a skip connection s
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from torch import nn
@@ -113,3 +115,61 @@ def test_without_a_cut_the_prefix_is_the_whole_trunk() -> None:
     assert not split.repeat_at_boundary and split.target_at_boundary
     with torch.no_grad():
         torch.testing.assert_close(split.suffix(split.prefix(x)), model(x), rtol=1e-5, atol=1e-6)
+
+
+class _Pause(nn.Module):
+    """Holds the trace made on the thread that built it (not a real forward, not another
+    thread's) until another thread has run its models."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holder = threading.get_ident()
+        self.tracing = threading.Event()
+        self.done = threading.Event()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.fx.Proxy) and threading.get_ident() == self.holder:
+            self.tracing.set()
+            assert self.done.wait(60), "the other thread never finished"
+        return x
+
+
+def test_other_threads_run_their_models_while_one_traces() -> None:
+    """torch.fx patches ``nn.Module.__call__`` for every thread while it traces: a model run on
+    another thread (the viewer's previous pipeline, a recording replay) must run as usual, both
+    another model and the very model being traced, and the trace must stay whole."""
+    pause = _Pause()
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), pause, nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Flatten(), nn.Linear(64, 2)
+    ).eval()
+    other = BUILDERS["trunk"](PASSES).eval()
+    x, y = torch.randn(1, 3, 8, 8), torch.randn(2, 3, SIZES["trunk"], SIZES["trunk"])
+    with torch.no_grad():
+        pause.done.set()
+        expected = model(x), other(y)
+        pause.done.clear()
+    outcome: list[object] = []
+
+    def run_elsewhere() -> None:
+        try:
+            assert pause.tracing.wait(60), "the trace never started"
+            with torch.no_grad():
+                outcome.extend([model(x), other(y)])
+        except Exception as error:
+            outcome.append(error)
+        finally:
+            pause.done.set()
+
+    thread = threading.Thread(target=run_elsewhere)
+    thread.start()
+    try:
+        prefix, suffix = split_at(model, CutPoint("3", "input"), "3")
+    finally:
+        pause.done.set()
+        thread.join(60)
+    assert not thread.is_alive()
+    assert len(outcome) == 2, outcome
+    for got, want in zip(outcome, expected, strict=True):
+        torch.testing.assert_close(got, want)
+    with torch.no_grad():
+        torch.testing.assert_close(suffix(prefix(x)), expected[0])

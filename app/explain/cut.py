@@ -24,6 +24,10 @@ class PassPlanError(ExplainerError):
     """The model's structure does not allow the requested explanation."""
 
 
+class SkipConnectionError(PassPlanError):
+    """A skip connection spans the cut: something after it reads a tensor from before it."""
+
+
 def find_dropouts(model: nn.Module) -> dict[str, nn.Module]:
     """The model's multiplicative dropout modules with p > 0, by qualified name.
 

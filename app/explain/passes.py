@@ -13,7 +13,9 @@ methods, at or before the target layer's output, so that each pass has its own a
 differentiate), where the whole state of the forward is one tensor. Candidates are the inputs
 of the dropout module's ancestors (innermost first) and, for gradient methods, the target
 layer's output and the inputs of its ancestors. A candidate that a skip connection spans is
-rejected by a trial run with two frames and three passes, compared against the plain forward.
+refused from the torch.fx graph where the model traces; every other one must pass a trial run
+with two frames and three passes (the prefix once, the rest twice), compared against the plain
+forward.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from app.explain.cut import ROOT, CutPoint, PassPlanError
-from app.explain.split import PrefixSplit
+from app.explain.cut import ROOT, CutPoint, PassPlanError, SkipConnectionError
+from app.explain.split import PrefixSplit, split_at
 
 
 def _parent(name: str) -> str:
@@ -149,16 +151,31 @@ class PassBatcher:
         raise AssertionError("the model input is always a valid cut point")  # pragma: no cover
 
     def _cut_is_exact(self, example: Tensor, cut: CutPoint) -> bool:
-        """Whether repeating rows at ``cut`` reproduces the plain forward (dropout off)."""
+        """Whether repeating rows at ``cut`` reproduces the plain forward (dropout off).
+
+        Where torch.fx splits the model there (:func:`~app.explain.split.split_at`), a skip
+        connection across the cut is refused without running anything, and the trial runs the
+        prefix once and only the suffix twice; otherwise the whole model runs twice.
+        """
         generator = torch.Generator(device=example.device).manual_seed(0)
         probe = torch.randn(
             (2, *example.shape[1:]), generator=generator, device=example.device, dtype=example.dtype
         )
+        try:
+            prefix, rest = split_at(self.model, cut, self.target_layer)
+        except SkipConnectionError:
+            return False
+        except PassPlanError:
+            prefix, rest = None, self.model  # not traceable: the trial runs the whole model
         with torch.no_grad():
-            reference = self.model(probe)
+            start = probe if prefix is None else prefix(probe)
+            reference = rest(start)
             try:
-                with self._hook_cut(cut, frames=2, passes=3):
-                    repeated = self.model(probe)
+                if prefix is None:
+                    with self._hook_cut(cut, frames=2, passes=3):
+                        repeated = rest(start)
+                else:
+                    repeated = rest(_repeat_for_passes(start, frames=2, passes=3))
             except (RuntimeError, PassPlanError):
                 return False
         if not isinstance(repeated, Tensor) or repeated.shape[0] != 6:

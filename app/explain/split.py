@@ -7,17 +7,67 @@ calls the model's own submodules and every forward hook on them (dropout masks, 
 capture) still fires. A split is exact by construction when no node after the cut
 reads anything before it but the cut tensor itself; a skip connection across the cut is
 refused.
+
+Tracing is safe while other threads run models: torch.fx patches ``nn.Module.__call__`` and
+``__getattr__`` process-wide while it traces, so :class:`_ThreadSafeTracer` hands calls from any
+other thread straight to the module, and one lock keeps two traces from patching over each
+other.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch.fx as fx
 from torch import Tensor, nn
 
-from app.explain.cut import ROOT, CutPoint, PassPlanError, find_dropouts
+from app.explain.cut import ROOT, CutPoint, PassPlanError, SkipConnectionError, find_dropouts
+
+_TRACING = threading.Lock()
+
+
+class _ThreadSafeTracer(fx.Tracer):
+    """A symbolic tracer that keeps ``leaves`` as module calls and leaves other threads alone.
+
+    While it traces, every thread's ``nn.Module.__call__`` and ``__getattr__`` go through it
+    (torch.fx patches the class); calls from a thread other than the tracing one run the module
+    as if nothing were patched. Traces run one at a time, so patches never interleave.
+    """
+
+    def __init__(self, leaves: Collection[str]) -> None:
+        super().__init__()
+        self._leaves = frozenset(leaves)
+        self._thread: int | None = None
+
+    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        self._thread = threading.get_ident()
+        with _TRACING:
+            return super().trace(root, concrete_args)
+
+    def _elsewhere(self) -> bool:
+        return threading.get_ident() != self._thread
+
+    def is_leaf_module(self, module: nn.Module, name: str) -> bool:
+        return name in self._leaves or super().is_leaf_module(module, name)
+
+    def call_module(
+        self,
+        m: nn.Module,
+        forward: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if self._elsewhere():
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        if self._elsewhere():
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
 
 
 def split_at(
@@ -36,19 +86,15 @@ def split_at(
             elsewhere, so a hook on it fires in the suffix).
 
     Raises:
-        PassPlanError: the cut is the model input, torch.fx cannot trace the model, a
-            skip connection spans the cut, or the model has alpha dropout.
+        SkipConnectionError: a skip connection spans the cut.
+        PassPlanError: the cut is the model input, torch.fx cannot trace the model, or the
+            model has alpha dropout.
     """
     if cut.module == ROOT:
         raise PassPlanError("the cut is the model input: there is no prefix to move")
     leaves = {cut.module, target, *keep, *find_dropouts(model)}
-
-    class _Tracer(fx.Tracer):
-        def is_leaf_module(self, module: nn.Module, name: str) -> bool:
-            return name in leaves or super().is_leaf_module(module, name)
-
     try:
-        nodes = list(_Tracer().trace(model).nodes)
+        nodes = list(_ThreadSafeTracer(leaves).trace(model).nodes)
     except Exception as error:  # fx raises TraceError, TypeError, ... on dynamic control flow
         raise PassPlanError(f"torch.fx cannot trace the model: {error}") from error
     at = next((n for n in nodes if n.op == "call_module" and n.target == cut.module), None)
@@ -71,7 +117,7 @@ def split_at(
         spanning = upstream.intersection(node.all_input_nodes)
         if spanning:
             names = ", ".join(sorted(n.name for n in spanning))
-            raise PassPlanError(
+            raise SkipConnectionError(
                 f"a skip connection spans the {cut.describe()}: {node.name} reads {names}"
             )
         env[node] = suffix.node_copy(node, env.__getitem__)
