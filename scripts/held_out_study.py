@@ -14,7 +14,9 @@ takes each checkpoint's held-out (validation) recordings, e.g. the folds of
 
 It prints and writes ``DIR/held_out_study.json`` and ``.md``: per recording and pooled,
 frame accuracy, the share of frames accepted (not UNCERTAIN), the error among accepted
-frames, the conformal sets' coverage and mean size, and for the verdict the share of frames
+frames, the conformal sets' coverage and mean size, the top-label ECE of the MC-mean
+probabilities before and after the calibration (pooled only: one video is mostly one
+confidence), and for the verdict the share of frames
 at which it names the right class, names a wrong one (without UNCERTAIN), or names none, and
 the share at which its pooled class (named or not) is right.
 Pass the ``.last.pt`` checkpoints of a cross-validation (the final epoch), not the "best"
@@ -28,11 +30,12 @@ import json
 import shutil
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.calibration.fitting import CalibrationSettings, calibrate_checkpoint
+from app.calibration.reliability import expected_calibration_error
 from app.pipeline.headless import process
 from app.pipeline.results import FrameResult
 from app.pipeline.settings import PipelineSettings
@@ -53,11 +56,18 @@ class Counts:
     verdict_wrong: int = 0
     verdict_none: int = 0
     pooled_right: int = 0
+    labels: list[int] = field(default_factory=list)
+    raw: list[tuple[float, ...]] = field(default_factory=list)
+    calibrated: list[tuple[float, ...]] = field(default_factory=list)
 
     def add(self, result: FrameResult, label: str) -> None:
         s = result.summary(None)
         self.frames += 1
         right = s.class_name == label
+        self.labels.append(s.class_names.index(label))
+        self.raw.append(s.probabilities)
+        if result.calibrated is not None:
+            self.calibrated.append(tuple(result.calibrated.probabilities))
         self.right += right
         if s.uncertain is False:
             self.accepted += 1
@@ -79,6 +89,16 @@ class Counts:
         return Counts(
             *(a + b for a, b in zip(vars(self).values(), vars(other).values(), strict=True))
         )
+
+    def ece(self) -> dict[str, float | None]:
+        """Top-label ECE (15 bins) of the MC mean, raw and calibrated."""
+        calibrated = len(self.calibrated) == self.frames > 0
+        return {
+            "ece_raw": expected_calibration_error(self.raw, self.labels) if self.frames else None,
+            "ece_calibrated": (
+                expected_calibration_error(self.calibrated, self.labels) if calibrated else None
+            ),
+        }
 
     def figures(self) -> dict[str, float | int]:
         n = max(self.frames, 1)
@@ -191,12 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "settings": {k: str(v) for k, v in vars(args).items()},
         "recordings": per_recording,
-        "pooled": pooled.figures(),
+        "pooled": {**pooled.figures(), **pooled.ece()},
         "by_class": {k: v.figures() for k, v in by_class.items()},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "held_out_study.json").write_text(json.dumps(report, indent=2))
-    table = markdown(per_recording, pooled.figures())
+    ece = pooled.ece()
+    table = markdown(per_recording, pooled.figures()) + (
+        f"\nMC-mean top-label ECE, all frames: {ece['ece_raw']} raw, "
+        f"{ece['ece_calibrated']} calibrated\n"
+    )
     (args.out / "held_out_study.md").write_text(table)
     print(table)
     return 0
