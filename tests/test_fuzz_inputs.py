@@ -1,5 +1,6 @@
 """Fuzzed inputs (hypothesis): random and mutated bytes for a checkpoint, a session manifest,
-bookmarks, a frame image and a video container, and structurally mutated payloads.
+bookmarks, a frame image, a video container and a Cellvizio .mkt file, and structurally
+mutated payloads.
 
 Every outcome is the project's own error class with a message naming the file, or a valid
 result; no other exception, no hang, and the input is never modified (bytes, mtime, no file
@@ -34,8 +35,10 @@ from hypothesis import strategies as st
 
 from app.commands.common import CommandError
 from app.commands.explain import read_frame
+from app.pipeline.mkt import read_mkt_index
 from app.pipeline.sources import (
     ImageFolderSource,
+    MktFileSource,
     SourceError,
     SourceState,
     VideoFileSource,
@@ -53,6 +56,7 @@ from models.checkpoint import (
     read_metadata,
 )
 from models.data.phantom import PhantomConfig, PhantomVideo, write_video
+from tests.mkt_files import frames_12bit, write_mkt
 from tests.pipeline_support import tiny_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -748,7 +752,7 @@ def test_mutated_frame_image(images: dict[str, bytes], root: Path, data: st.Data
 # ------------------------------------------------------------------------------ video
 
 
-def _read_all(source: VideoFileSource) -> int:
+def _read_all(source: VideoFileSource | MktFileSource) -> int:
     for index in range(MAX_READS):
         frame = source.read()
         if frame is None:
@@ -793,4 +797,53 @@ def test_mutated_video_container(videos: dict[str, bytes], root: Path, data: st.
                         _assert_specific(exc, path.name)
                     else:
                         assert frame is None or frame.image.size > 0
+        _assert_unchanged(folder, before)
+
+
+# ------------------------------------------------------------------------------ Cellvizio .mkt
+
+
+@pytest.fixture(scope="module")
+def mkt_files(root: Path) -> dict[str, tuple[bytes, list[tuple[int, int]]]]:
+    """Small .mkt files, with and without the metadata chunk, and their chunk headers."""
+    folder = root / "mkt"
+    folder.mkdir()
+    made = {}
+    for name, metadata in (("meta.mkt", {"framerate": 12}), ("bare.mkt", None)):
+        path = write_mkt(folder / name, frames_12bit(4, 16, 512), metadata)
+        headers = [(offset - 16, offset) for offset in read_mkt_index(path).frames]
+        made[name] = (path.read_bytes(), headers)
+    return made
+
+
+@given(data=st.data())
+def test_mutated_mkt_file(
+    mkt_files: dict[str, tuple[bytes, list[tuple[int, int]]]], root: Path, data: st.DataObject
+) -> None:
+    """A damaged .mkt file: opening it, reading every frame, seeking, ``explain``'s reader."""
+    name = data.draw(st.sampled_from(sorted(mkt_files)), "file")
+    original, headers = mkt_files[name]
+    hot = [*headers, (len(original) - 256, len(original))]
+    content = apply(original, data.draw(mutations(len(original), hot), "ops"))
+    with _work_dir(root) as work:
+        folder = Path(work)
+        path = folder / name
+        path.write_bytes(content)
+        before = _snapshot(folder)
+        try:
+            _assert_image(read_frame(path))
+        except CommandError as exc:
+            _assert_specific(exc, path.name)
+        try:
+            source = open_source(path)
+        except SourceError as exc:
+            _assert_specific(exc, path.name)
+        else:
+            with source:
+                assert isinstance(source, MktFileSource)
+                _read_all(source)
+                for index in (0, (source.frame_count or 1) - 1):
+                    source.seek(index)
+                    frame = source.read()
+                    assert frame is not None and frame.source_index == index
         _assert_unchanged(folder, before)

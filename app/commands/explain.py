@@ -48,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def read_frame(path: Path, index: int = 0) -> np.ndarray:
     """One frame from an image file (any bit depth OpenCV reads) or a video (frame ``index``,
-    the frame-exact seek of :class:`~app.pipeline.sources.VideoFileSource`)."""
+    the frame-exact seek of :func:`~app.pipeline.sources.open_recording`'s sources)."""
     return _read_source_frame(path, index).image
 
 
@@ -56,7 +56,7 @@ def _read_source_frame(path: Path, index: int) -> SourceFrame:
     """:func:`read_frame` with the frame's index and time in its source."""
     import cv2
 
-    from app.pipeline.sources import IMAGE_SUFFIXES, SourceError, SourceFrame, VideoFileSource
+    from app.pipeline.sources import IMAGE_SUFFIXES, SourceError, SourceFrame, open_recording
 
     if not path.exists():
         raise CommandError(f"no such file: {path}")
@@ -75,7 +75,7 @@ def _read_source_frame(path: Path, index: int) -> SourceFrame:
             f"{path.suffix} file"
         )
     try:
-        with VideoFileSource(path) as video:
+        with open_recording(path) as video:
             video.seek(index)
             frame = video.read()
     except SourceError as exc:

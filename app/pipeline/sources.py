@@ -1,4 +1,5 @@
-"""Frame sources: video files, capture devices, image folders and in-memory frames.
+"""Frame sources: video files, Cellvizio ``.mkt`` files, capture devices, image folders and
+in-memory frames.
 
 Every source hands out :class:`SourceFrame` objects through :meth:`FrameSource.read`: the image
 as decoded (any layout :func:`app.preprocess.field_of_view.to_gray_float` accepts: grey or
@@ -35,6 +36,8 @@ from types import TracebackType
 import cv2
 import numpy as np
 
+from app.pipeline.mkt import MKT_SUFFIX, MktError, MktReader
+
 __all__ = [
     "DEFAULT_FPS",
     "IMAGE_SUFFIXES",
@@ -43,10 +46,12 @@ __all__ = [
     "FrameSource",
     "ImageFolderSource",
     "IterableSource",
+    "MktFileSource",
     "SourceError",
     "SourceFrame",
     "SourceState",
     "VideoFileSource",
+    "open_recording",
     "open_source",
 ]
 
@@ -455,6 +460,79 @@ class VideoFileSource(FrameSource):
         super().close()
 
 
+# ------------------------------------------------------------------------ Cellvizio .mkt file
+
+
+class MktFileSource(FrameSource):
+    """A Cellvizio ``.mkt`` recording, read without a decoder (:mod:`app.pipeline.mkt`).
+
+    Frames come as (H, W) uint16, the file's 12- to 15-bit content shifted to fill 16 bits.
+    ``fps`` is the metadata's ``framerate``, else ``fps_fallback``; :attr:`field_of_view_um`
+    and :attr:`metadata` give the rest of the metadata. Seeking is exact (the file is indexed
+    on opening). What indexing repaired (damage skipped over, a frame size taken from the
+    frames) comes through :meth:`take_notices`; a file that ends inside a frame ends early,
+    with :attr:`ended_early` saying so.
+
+    Args:
+        path: the ``.mkt`` file.
+        fps_fallback: frame rate to assume when the metadata gives none.
+
+    Raises:
+        SourceError: a missing, unreadable or empty file, not a ``.mkt`` file, or one without
+            a complete frame.
+    """
+
+    kind = "Cellvizio file"
+
+    def __init__(self, path: str | Path, *, fps_fallback: float = DEFAULT_FPS) -> None:
+        self.path = Path(path)
+        try:
+            self._reader = MktReader(self.path)
+        except MktError as exc:
+            raise SourceError(str(exc)) from exc
+        index = self._reader.index
+        super().__init__(
+            self.path.name,
+            index.fps or fps_fallback,
+            len(index.frames),
+            seekable=True,
+            self_paced=False,
+        )
+        self.metadata = index.metadata
+        self.field_of_view_um = index.field_of_view_um
+        self.bit_depth = self._reader.bit_depth
+        self._notices.extend(index.notices)
+        self._next = 0
+
+    @property
+    def position(self) -> int:
+        return self._next
+
+    def _read(self) -> tuple[np.ndarray, int, float] | None:
+        index = self._next
+        if index >= len(self._reader):
+            self._state = SourceState.END
+            if self._reader.index.truncated:
+                self.ended_early = (
+                    f"the file ends inside frame {index}: it is truncated (frames 0 to "
+                    f"{index - 1} were read)"
+                )
+            return None
+        self._next += 1
+        try:
+            image = self._reader.frame(index)
+        except MktError as exc:
+            raise SourceError(str(exc)) from exc
+        return image, index, index / self.fps
+
+    def _seek(self, index: int) -> None:
+        self._next = index
+
+    def close(self) -> None:
+        self._reader.close()
+        super().close()
+
+
 # ---------------------------------------------------------------------------- capture device
 
 
@@ -819,4 +897,16 @@ def open_source(
         raise SourceError(f"no such file or folder: {path}")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageFolderSource([path], fps=rate)
-    return VideoFileSource(path, fps_fallback=rate)
+    return open_recording(path, fps_fallback=rate)
+
+
+def open_recording(path: str | Path, *, fps_fallback: float = DEFAULT_FPS) -> FrameSource:
+    """A recording file: :class:`MktFileSource` for a Cellvizio ``.mkt`` file, else
+    :class:`VideoFileSource`.
+
+    Raises:
+        SourceError: what cannot be opened, and why.
+    """
+    if Path(path).suffix.lower() == MKT_SUFFIX:
+        return MktFileSource(path, fps_fallback=fps_fallback)
+    return VideoFileSource(path, fps_fallback=fps_fallback)

@@ -72,7 +72,10 @@ __all__ = ["MainWindow"]
 
 _SLOW_PERIOD_S = 0.1  # readouts, watchdog, plot and captions refresh at 10 Hz
 _STALE_AGE_S = 1.0  # a map older than this gets an amber caption
-_VIDEO_FILTER = "Videos (*.mp4 *.avi *.mpg *.mpeg *.mkv *.mov *.m4v *.wmv);;All files (*)"
+_VIDEO_FILTER = (
+    "Videos (*.mp4 *.avi *.mpg *.mpeg *.mkv *.mov *.m4v *.wmv *.mkt);;"
+    "Cellvizio files (*.mkt);;All files (*)"
+)
 _MODEL_FILTER = "Checkpoints (*.pt *.pth);;All files (*)"
 
 
