@@ -12,6 +12,7 @@ import pytest
 from app.cli import main
 from app.pipeline.mkt import FRAME_CHUNK, read_mkt_index
 from app.pipeline.sources import MktFileSource, SourceError, SourceState, open_source
+from app.ui.readouts import describe_source
 from tests.mkt_files import FILE_HEADER, chunk, frames_12bit, write_mkt
 from tests.pipeline_support import tiny_checkpoint
 
@@ -163,6 +164,9 @@ def test_open_source_and_process_take_a_mkt_file(tmp_path: Path) -> None:
     path = write_mkt(tmp_path / "CASE.MKT", frames_12bit(4, 80, 80), METADATA)
     with open_source(path) as source:
         assert isinstance(source, MktFileSource)
+        assert describe_source(source) == (
+            "CASE.MKT · Cellvizio file · 11.7 fps · 4 frames · field 240×210.5 µm"
+        )
     checkpoint = tiny_checkpoint(tmp_path / "model.pt")
     out = tmp_path / "out"
     argv = ["process", str(path), "--checkpoint", str(checkpoint), "--out", str(out)]

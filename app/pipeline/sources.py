@@ -127,6 +127,8 @@ class FrameSource(ABC):
         ended_early: once the source ended, why it ended before its declared end (a truncated
             or damaged file), for the user; None for a normal end. Damage in the middle of a
             file is reported by :meth:`take_notices` as it is read.
+        field_of_view_um: (x, y) size of the imaged field in micrometres when the source knows
+            it (a Cellvizio file's metadata), else None.
     """
 
     kind: str = "source"
@@ -148,6 +150,7 @@ class FrameSource(ABC):
         self._state = SourceState.OK
         self._next_id = 0
         self.ended_early: str | None = None
+        self.field_of_view_um: tuple[float, float] | None = None
         self._notices: list[str] = []
 
     def take_notices(self) -> list[str]:

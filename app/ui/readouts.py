@@ -210,8 +210,12 @@ def describe_frame_format(image: np.ndarray) -> str:
 
 
 def describe_source(source: FrameSource) -> str:
-    """``demo_video.mp4 · video file · 24 fps · 210 frames``."""
+    """``demo_video.mp4 · video file · 24 fps · 210 frames`` (and the field of view in
+    micrometres when the source knows it: ``· field 240×210 µm``)."""
     parts = [source.name, source.kind, f"{source.fps:g} fps"]
     if source.frame_count is not None:
         parts.append(f"{source.frame_count} frames")
+    if source.field_of_view_um is not None:
+        x, y = source.field_of_view_um
+        parts.append(f"field {x:g}×{y:g} µm")
     return " · ".join(parts)
