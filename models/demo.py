@@ -1,6 +1,6 @@
 """The shipped demo: a phantom pCLE video and a model trained on phantom data.
 
-``python -m models.demo --out assets`` rebuilds both from nothing but this project's code:
+``python -m models.demo --out app/assets`` rebuilds both from nothing but this project's code:
 a phantom training set (written to a temporary folder), ``models.train`` on it, and a demo
 video from seeds that the training set never used. Everything here is synthetic and labelled
 "phantom demo, not for clinical use".
@@ -72,7 +72,7 @@ def build_demo_model(out: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m models.demo", description=__doc__)
-    parser.add_argument("--out", default="assets", help="folder for the demo video and model")
+    parser.add_argument("--out", default="app/assets", help="folder for the demo video and model")
     parser.add_argument("--video-only", action="store_true", help="skip training the model")
     args = parser.parse_args(argv)
     out = Path(args.out)

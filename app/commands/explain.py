@@ -202,7 +202,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         raise CommandError(
             "explain needs a model: pass --checkpoint FILE, a checkpoint written by this project "
             "(it carries the architecture, classes and preprocessing the frame needs); the "
-            "phantom demo model, for trying things out only, is assets/demo_model.pt"
+            "phantom demo model, for trying things out only, is app/assets/demo_model.pt"
         )
     summary = explain_file(
         Path(args.image),

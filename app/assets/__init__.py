@@ -1,7 +1,8 @@
-"""The files the project ships in ``assets/``: the phantom demo video and demo model.
+"""The files the project ships inside the package: the phantom demo video and demo model.
 
-Their file names come from :mod:`models.demo`, which builds them
-(``python -m app demo-model --out assets``); this module only says where they are, so the
+They lie in this package's folder, so an installed wheel has them as a checkout does. Their
+file names come from :mod:`models.demo`, which builds them
+(``python -m app demo-model --out app/assets``); this module only says where they are, so the
 viewer's defaults, the ``run`` and ``soak`` commands and the tests find them in one place.
 """
 
@@ -13,8 +14,8 @@ from models.demo import DEMO_MODEL, DEMO_VIDEO
 
 __all__ = ["ASSETS", "DEMO_CHECKPOINT", "DEMO_SOURCE", "demo_assets"]
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
-"""The repository's ``assets/`` folder."""
+ASSETS = Path(__file__).resolve().parent
+"""The folder of the shipped files (``app/assets/``)."""
 DEMO_SOURCE = ASSETS / DEMO_VIDEO
 """The phantom demo video: the viewer's source unless told otherwise."""
 DEMO_CHECKPOINT = ASSETS / DEMO_MODEL
@@ -31,6 +32,6 @@ def demo_assets() -> tuple[Path, Path]:
         if not path.exists():
             raise FileNotFoundError(
                 f"the demo asset {path} is missing; rebuild it with "
-                "`python -m app demo-model --out assets`"
+                "`python -m app demo-model --out app/assets`"
             )
     return DEMO_SOURCE, DEMO_CHECKPOINT
