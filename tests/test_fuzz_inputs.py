@@ -15,6 +15,7 @@ derandomized, few examples, no database) and ``fuzz`` for long campaigns::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -263,6 +264,23 @@ def _count(outcome: str) -> None:
 
 def _work_dir(root: Path) -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(dir=root)
+
+
+@contextlib.contextmanager
+def _damaged_recording(root: Path, name: str, content: bytes) -> Iterator[Path]:
+    """``content`` written as ``name`` in a fresh folder; ``explain``'s reader must read it or
+    refuse it by name, and nothing in the folder may change while the test reads it."""
+    with _work_dir(root) as work:
+        folder = Path(work)
+        path = folder / name
+        path.write_bytes(content)
+        before = _snapshot(folder)
+        try:
+            _assert_image(read_frame(path))
+        except CommandError as exc:
+            _assert_specific(exc, path.name)
+        yield path
+        _assert_unchanged(folder, before)
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -770,15 +788,7 @@ def test_mutated_video_container(videos: dict[str, bytes], root: Path, data: st.
     original = videos[name]
     hot = [(0, 1024), (len(original) - 1024, len(original))]
     content = apply(original, data.draw(mutations(len(original), hot), "ops"))
-    with _work_dir(root) as work:
-        folder = Path(work)
-        path = folder / name
-        path.write_bytes(content)
-        before = _snapshot(folder)
-        try:
-            _assert_image(read_frame(path))
-        except CommandError as exc:
-            _assert_specific(exc, path.name)
+    with _damaged_recording(root, name, content) as path:
         for opener in (VideoFileSource, open_source):
             try:
                 source = opener(path)
@@ -797,7 +807,6 @@ def test_mutated_video_container(videos: dict[str, bytes], root: Path, data: st.
                         _assert_specific(exc, path.name)
                     else:
                         assert frame is None or frame.image.size > 0
-        _assert_unchanged(folder, before)
 
 
 # ------------------------------------------------------------------------------ Cellvizio .mkt
@@ -825,15 +834,7 @@ def test_mutated_mkt_file(
     original, headers = mkt_files[name]
     hot = [*headers, (len(original) - 256, len(original))]
     content = apply(original, data.draw(mutations(len(original), hot), "ops"))
-    with _work_dir(root) as work:
-        folder = Path(work)
-        path = folder / name
-        path.write_bytes(content)
-        before = _snapshot(folder)
-        try:
-            _assert_image(read_frame(path))
-        except CommandError as exc:
-            _assert_specific(exc, path.name)
+    with _damaged_recording(root, name, content) as path:
         try:
             source = open_source(path)
         except SourceError as exc:
@@ -846,4 +847,3 @@ def test_mutated_mkt_file(
                     source.seek(index)
                     frame = source.read()
                     assert frame is not None and frame.source_index == index
-        _assert_unchanged(folder, before)
